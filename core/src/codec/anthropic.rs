@@ -1,0 +1,2 @@
+//! Anthropic Messages API <-> OpenAI chat completions.
+// IMPLEMENTATION: helper task (see brief).

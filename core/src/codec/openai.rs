@@ -1,0 +1,1 @@
+//! OpenAI shape: the body passes through.

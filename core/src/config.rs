@@ -1,0 +1,357 @@
+//! Router configuration: the same JSON a Rust user writes and a Python user passes as a dict.
+//!
+//! [`RouterConfig::from_json`] parses and validates in one step; every problem is a [`ConfigError`]
+//! that names the field (`providers[1].base_url`), never a panic and never an API key.
+
+use crate::mock::MockConfig;
+use crate::secret::ApiKey;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Which wire shape a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// `POST {base_url}/chat/completions`, bearer auth, body passed through.
+    Openai,
+    /// `POST {base_url}/messages`, `x-api-key`, translated both ways.
+    Anthropic,
+    /// An in-process seeded model of a provider (see [`crate::mock`]); speaks the OpenAI shape.
+    Mock,
+}
+
+/// How the machine spreads one request over the providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// One provider at a time, in order; fall through on a soft failure.
+    #[default]
+    Sequential,
+    /// Up to `hedge_k` providers at once (or one more per `hedge_delay_ms`); first success wins.
+    Hedged,
+}
+
+/// One upstream provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Unique name, reported in every attempt and error.
+    pub name: String,
+    /// Wire shape.
+    pub kind: ProviderKind,
+    /// `http://` or `https://` root, e.g. `https://api.openai.com/v1`. Unused by `mock`.
+    #[serde(default)]
+    pub base_url: String,
+    /// The key; never printed.
+    #[serde(default)]
+    pub api_key: Option<ApiKey>,
+    /// Name of an environment variable holding the key; drivers resolve it with
+    /// [`RouterConfig::resolve_api_keys`] (core reads no environment).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Model sent to this provider whatever the request asked for.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Request model -> this provider's model (wins over `model` for the names it lists), so a
+    /// fallback from OpenAI to Anthropic can rename `gpt-4o` to `claude-sonnet-4-5`.
+    #[serde(default)]
+    pub model_map: BTreeMap<String, String>,
+    /// Per-attempt timeout; its expiry is a soft failure of that attempt.
+    #[serde(default)]
+    pub timeout_ms: Option<i64>,
+    /// Weight for weighted policies (default 1).
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Extra headers sent with every request to this provider.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `anthropic-version` header (Anthropic only).
+    #[serde(default)]
+    pub anthropic_version: Option<String>,
+    /// `max_tokens` sent to Anthropic when the request sets none (Anthropic requires it).
+    #[serde(default)]
+    pub default_max_tokens: Option<u32>,
+    /// The behaviour of a `mock` provider.
+    #[serde(default)]
+    pub mock: Option<MockConfig>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The whole router.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Providers in preference order.
+    pub providers: Vec<ProviderConfig>,
+    /// Routing policy.
+    #[serde(default)]
+    pub policy: PolicyKind,
+    /// Hedged: how many providers may be in flight at once (default 2, at most the providers).
+    #[serde(default)]
+    pub hedge_k: Option<i64>,
+    /// Hedged: 0 fires all K legs at once; otherwise the next leg fires only if no answer came
+    /// within this delay ("The Tail at Scale").
+    #[serde(default)]
+    pub hedge_delay_ms: Option<i64>,
+    /// Whole-request deadline; on expiry the request completes with a deadline error.
+    #[serde(default)]
+    pub deadline_ms: Option<i64>,
+    /// Streams: an attempt that has not committed within this long is a soft failure.
+    #[serde(default)]
+    pub ttft_ms: Option<i64>,
+    /// Cap on attempts per request (default: one per provider).
+    #[serde(default)]
+    pub max_attempts: Option<i64>,
+    /// Largest response body accepted from a provider; more is a soft failure of that attempt.
+    #[serde(default)]
+    pub max_response_bytes: Option<i64>,
+    /// `Retry-After` longer than this is implausible: the provider is cooled down for this cap
+    /// instead (the OpenAI SDK refuses to wait more than 120 s).
+    #[serde(default)]
+    pub retry_after_cap_ms: Option<i64>,
+}
+
+/// What was wrong with a configuration. Always names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The JSON did not have the expected shape.
+    #[error("invalid router config at `{field}`: {message}")]
+    Parse {
+        /// Path of the offending field, e.g. `providers[0].kind`.
+        field: String,
+        /// What serde expected (string values are redacted).
+        message: String,
+    },
+    /// A field had a value the router cannot use.
+    #[error("invalid router config at `{field}`: {message}")]
+    Invalid {
+        /// Path of the offending field.
+        field: String,
+        /// Why the value is rejected.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The path of the field at fault.
+    pub fn field(&self) -> &str {
+        match self {
+            ConfigError::Parse { field, .. } | ConfigError::Invalid { field, .. } => field,
+        }
+    }
+}
+
+/// Default cap on a provider's response body: 32 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
+/// Default cap on a plausible `Retry-After`: the OpenAI SDK's 120 s.
+pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(120);
+
+impl RouterConfig {
+    /// Parses and validates a JSON configuration.
+    pub fn from_json(json: &[u8]) -> Result<Self, ConfigError> {
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let config: RouterConfig =
+            serde_path_to_error::deserialize(&mut de).map_err(|err| ConfigError::Parse {
+                field: field_path(&err.path().to_string()),
+                message: redact_serde_message(&err.inner().to_string()),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every rule a config must keep. [`crate::RouterMachine::new`] calls it too.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.providers.is_empty() {
+            return Err(ConfigError::invalid("providers", "at least one provider is required"));
+        }
+        for (i, p) in self.providers.iter().enumerate() {
+            let at = |f: &str| format!("providers[{i}].{f}");
+            if p.name.trim().is_empty() {
+                return Err(ConfigError::invalid(at("name"), "must not be empty"));
+            }
+            if self.providers[..i].iter().any(|q| q.name == p.name) {
+                return Err(ConfigError::invalid(
+                    at("name"),
+                    format!("duplicate provider name {:?}", p.name),
+                ));
+            }
+            if p.kind != ProviderKind::Mock {
+                let scheme_ok = p.base_url.starts_with("http://") || p.base_url.starts_with("https://");
+                if !scheme_ok || p.base_url.parse::<http::Uri>().is_err() {
+                    return Err(ConfigError::invalid(
+                        at("base_url"),
+                        format!("must be an http:// or https:// URL, got {:?}", p.base_url),
+                    ));
+                }
+            }
+            non_negative(p.timeout_ms, &at("timeout_ms"))?;
+            if p.timeout_ms == Some(0) {
+                return Err(ConfigError::invalid(at("timeout_ms"), "must be greater than 0"));
+            }
+            if p.weight == 0 {
+                return Err(ConfigError::invalid(at("weight"), "must be at least 1"));
+            }
+            for (name, value) in &p.headers {
+                if http::HeaderName::try_from(name.as_str()).is_err() {
+                    return Err(ConfigError::invalid(at("headers"), format!("invalid header name {name:?}")));
+                }
+                if http::HeaderValue::try_from(value.as_str()).is_err() {
+                    return Err(ConfigError::invalid(at("headers"), format!("invalid value for header {name:?}")));
+                }
+            }
+            if p.api_key.as_ref().is_some_and(|k| http::HeaderValue::try_from(k.expose()).is_err()) {
+                return Err(ConfigError::invalid(at("api_key"), "contains characters not allowed in a header"));
+            }
+            if p.mock.is_some() && p.kind != ProviderKind::Mock {
+                return Err(ConfigError::invalid(at("mock"), "only a provider of kind \"mock\" takes a mock model"));
+            }
+            if let Some(mock) = &p.mock {
+                mock.validate().map_err(|(field, message)| ConfigError::invalid(at(&format!("mock.{field}")), message))?;
+            }
+        }
+        let n = self.providers.len() as i64;
+        if let Some(k) = self.hedge_k
+            && !(1..=n).contains(&k)
+        {
+            return Err(ConfigError::invalid(
+                "hedge_k",
+                format!("must be between 1 and the number of providers ({n}), got {k}"),
+            ));
+        }
+        non_negative(self.hedge_delay_ms, "hedge_delay_ms")?;
+        for (value, field) in [
+            (self.deadline_ms, "deadline_ms"),
+            (self.ttft_ms, "ttft_ms"),
+            (self.max_attempts, "max_attempts"),
+            (self.max_response_bytes, "max_response_bytes"),
+            (self.retry_after_cap_ms, "retry_after_cap_ms"),
+        ] {
+            non_negative(value, field)?;
+            if value == Some(0) {
+                return Err(ConfigError::invalid(field, "must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `api_key` from `api_key_env` with the driver's `lookup` (usually `std::env::var`).
+    /// A named variable that is unset is an error naming the provider and the variable.
+    pub fn resolve_api_keys(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for (i, p) in self.providers.iter_mut().enumerate() {
+            if let Some(var) = &p.api_key_env {
+                let key = lookup(var).ok_or_else(|| {
+                    ConfigError::invalid(
+                        format!("providers[{i}].api_key_env"),
+                        format!("environment variable {var:?} is not set"),
+                    )
+                })?;
+                p.api_key = Some(ApiKey::new(key));
+            }
+        }
+        self.validate()
+    }
+
+    /// Legs in flight at once under the hedged policy.
+    pub fn effective_hedge_k(&self) -> usize {
+        match self.policy {
+            PolicyKind::Sequential => 1,
+            PolicyKind::Hedged => self.hedge_k.map_or(2.min(self.providers.len()), |k| k as usize),
+        }
+    }
+
+    /// Attempts allowed per request.
+    pub fn effective_max_attempts(&self) -> usize {
+        self.max_attempts.map_or(self.providers.len(), |m| m as usize)
+    }
+}
+
+fn non_negative(value: Option<i64>, field: &str) -> Result<(), ConfigError> {
+    match value {
+        Some(v) if v < 0 => Err(ConfigError::invalid(field, format!("must not be negative, got {v}"))),
+        _ => Ok(()),
+    }
+}
+
+/// `providers[0].kind` from serde_path_to_error's `providers[0].kind` (and `.` for the root).
+fn field_path(path: &str) -> String {
+    if path == "." || path.is_empty() { "<root>".to_owned() } else { path.to_owned() }
+}
+
+/// serde quotes the offending string value (`invalid type: string "sk-..."`); a key pasted into the
+/// wrong field must not come back in an error, so quoted values are cut out.
+fn redact_serde_message(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find("string \"") {
+        out.push_str(&rest[..start + "string".len()]);
+        let after = &rest[start + "string \"".len()..];
+        rest = after.find('"').map_or("", |end| &after[end + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> ConfigError {
+        RouterConfig::from_json(json.as_bytes()).expect_err(json)
+    }
+
+    const P: &str = r#"{"name":"a","kind":"openai","base_url":"https://x.test/v1"}"#;
+
+    #[test]
+    fn every_invalid_config_names_its_field() {
+        assert_eq!(err(r#"{"providers":[]}"#).field(), "providers");
+        assert_eq!(err(&format!(r#"{{"providers":[{P},{P}]}}"#)).field(), "providers[1].name");
+        assert_eq!(err(&format!(r#"{{"providers":[{P}],"policy":"hedged","hedge_k":0}}"#)).field(), "hedge_k");
+        assert_eq!(err(&format!(r#"{{"providers":[{P}],"policy":"hedged","hedge_k":2}}"#)).field(), "hedge_k");
+        assert_eq!(err(r#"{"providers":[{"name":"a","kind":"gemini","base_url":"https://x"}]}"#).field(), "providers[0].kind");
+        assert_eq!(err(r#"{"providers":[{"name":"a","kind":"openai","base_url":"ftp://x"}]}"#).field(), "providers[0].base_url");
+        assert_eq!(
+            err(r#"{"providers":[{"name":"a","kind":"openai","base_url":"https://x","timeout_ms":-5}]}"#).field(),
+            "providers[0].timeout_ms"
+        );
+        assert_eq!(err(&format!(r#"{{"providers":[{P}],"deadline_ms":-1}}"#)).field(), "deadline_ms");
+        assert_eq!(err(&format!(r#"{{"providers":[{P}],"polcy":"hedged"}}"#)).field(), "<root>");
+        assert_eq!(err(r#"[1]"#).field(), "<root>");
+    }
+
+    #[test]
+    fn a_key_in_the_wrong_field_is_not_echoed() {
+        let e = err(r#"{"providers":[{"name":"a","kind":"openai","base_url":"https://x","weight":"sk-secret"}]}"#);
+        assert_eq!(e.field(), "providers[0].weight");
+        assert!(!e.to_string().contains("sk-secret"), "{e}");
+    }
+
+    #[test]
+    fn env_keys_resolve_or_name_the_variable() {
+        let json = r#"{"providers":[{"name":"a","kind":"openai","base_url":"https://x","api_key_env":"K"}]}"#;
+        let mut c = RouterConfig::from_json(json.as_bytes()).unwrap();
+        let e = c.clone().resolve_api_keys(|_| None).unwrap_err();
+        assert!(e.to_string().contains("\"K\""));
+        c.resolve_api_keys(|v| (v == "K").then(|| "sk-1".to_owned())).unwrap();
+        assert_eq!(c.providers[0].api_key.as_ref().unwrap().expose(), "sk-1");
+    }
+
+    #[test]
+    fn defaults() {
+        let c = RouterConfig::from_json(format!(r#"{{"providers":[{P},{P2}],"policy":"hedged"}}"#, P2 = P.replace("\"a\"", "\"b\"")).as_bytes()).unwrap();
+        assert_eq!(c.effective_hedge_k(), 2);
+        assert_eq!(c.effective_max_attempts(), 2);
+        assert_eq!(c.providers[0].weight, 1);
+    }
+}

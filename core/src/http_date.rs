@@ -1,0 +1,2 @@
+//! IMF-fixdate (RFC 9110 HTTP-date) to Unix seconds, for `Retry-After` dates and `created`.
+// IMPLEMENTATION: helper task (see brief).

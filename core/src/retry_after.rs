@@ -1,0 +1,2 @@
+//! `Retry-After` / `retry-after-ms` as the official SDKs read them.
+// IMPLEMENTATION: helper task (see brief).
