@@ -174,7 +174,10 @@ impl RouterConfig {
     /// Checks every rule a config must keep. [`crate::RouterMachine::new`] calls it too.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.providers.is_empty() {
-            return Err(ConfigError::invalid("providers", "at least one provider is required"));
+            return Err(ConfigError::invalid(
+                "providers",
+                "at least one provider is required",
+            ));
         }
         for (i, p) in self.providers.iter().enumerate() {
             let at = |f: &str| format!("providers[{i}].{f}");
@@ -188,7 +191,8 @@ impl RouterConfig {
                 ));
             }
             if p.kind != ProviderKind::Mock {
-                let scheme_ok = p.base_url.starts_with("http://") || p.base_url.starts_with("https://");
+                let scheme_ok =
+                    p.base_url.starts_with("http://") || p.base_url.starts_with("https://");
                 if !scheme_ok || p.base_url.parse::<http::Uri>().is_err() {
                     return Err(ConfigError::invalid(
                         at("base_url"),
@@ -198,27 +202,47 @@ impl RouterConfig {
             }
             non_negative(p.timeout_ms, &at("timeout_ms"))?;
             if p.timeout_ms == Some(0) {
-                return Err(ConfigError::invalid(at("timeout_ms"), "must be greater than 0"));
+                return Err(ConfigError::invalid(
+                    at("timeout_ms"),
+                    "must be greater than 0",
+                ));
             }
             if p.weight == 0 {
                 return Err(ConfigError::invalid(at("weight"), "must be at least 1"));
             }
             for (name, value) in &p.headers {
                 if http::HeaderName::try_from(name.as_str()).is_err() {
-                    return Err(ConfigError::invalid(at("headers"), format!("invalid header name {name:?}")));
+                    return Err(ConfigError::invalid(
+                        at("headers"),
+                        format!("invalid header name {name:?}"),
+                    ));
                 }
                 if http::HeaderValue::try_from(value.as_str()).is_err() {
-                    return Err(ConfigError::invalid(at("headers"), format!("invalid value for header {name:?}")));
+                    return Err(ConfigError::invalid(
+                        at("headers"),
+                        format!("invalid value for header {name:?}"),
+                    ));
                 }
             }
-            if p.api_key.as_ref().is_some_and(|k| http::HeaderValue::try_from(k.expose()).is_err()) {
-                return Err(ConfigError::invalid(at("api_key"), "contains characters not allowed in a header"));
+            if p.api_key
+                .as_ref()
+                .is_some_and(|k| http::HeaderValue::try_from(k.expose()).is_err())
+            {
+                return Err(ConfigError::invalid(
+                    at("api_key"),
+                    "contains characters not allowed in a header",
+                ));
             }
             if p.mock.is_some() && p.kind != ProviderKind::Mock {
-                return Err(ConfigError::invalid(at("mock"), "only a provider of kind \"mock\" takes a mock model"));
+                return Err(ConfigError::invalid(
+                    at("mock"),
+                    "only a provider of kind \"mock\" takes a mock model",
+                ));
             }
             if let Some(mock) = &p.mock {
-                mock.validate().map_err(|(field, message)| ConfigError::invalid(at(&format!("mock.{field}")), message))?;
+                mock.validate().map_err(|(field, message)| {
+                    ConfigError::invalid(at(&format!("mock.{field}")), message)
+                })?;
             }
         }
         let n = self.providers.len() as i64;
@@ -248,7 +272,10 @@ impl RouterConfig {
 
     /// Fills `api_key` from `api_key_env` with the driver's `lookup` (usually `std::env::var`).
     /// A named variable that is unset is an error naming the provider and the variable.
-    pub fn resolve_api_keys(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    pub fn resolve_api_keys(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         for (i, p) in self.providers.iter_mut().enumerate() {
             if let Some(var) = &p.api_key_env {
                 let key = lookup(var).ok_or_else(|| {
@@ -267,26 +294,36 @@ impl RouterConfig {
     pub fn effective_hedge_k(&self) -> usize {
         match self.policy {
             PolicyKind::Sequential => 1,
-            PolicyKind::Hedged => self.hedge_k.map_or(2.min(self.providers.len()), |k| k as usize),
+            PolicyKind::Hedged => self
+                .hedge_k
+                .map_or(2.min(self.providers.len()), |k| k as usize),
         }
     }
 
     /// Attempts allowed per request.
     pub fn effective_max_attempts(&self) -> usize {
-        self.max_attempts.map_or(self.providers.len(), |m| m as usize)
+        self.max_attempts
+            .map_or(self.providers.len(), |m| m as usize)
     }
 }
 
 fn non_negative(value: Option<i64>, field: &str) -> Result<(), ConfigError> {
     match value {
-        Some(v) if v < 0 => Err(ConfigError::invalid(field, format!("must not be negative, got {v}"))),
+        Some(v) if v < 0 => Err(ConfigError::invalid(
+            field,
+            format!("must not be negative, got {v}"),
+        )),
         _ => Ok(()),
     }
 }
 
 /// `providers[0].kind` from serde_path_to_error's `providers[0].kind` (and `.` for the root).
 fn field_path(path: &str) -> String {
-    if path == "." || path.is_empty() { "<root>".to_owned() } else { path.to_owned() }
+    if path == "." || path.is_empty() {
+        "<root>".to_owned()
+    } else {
+        path.to_owned()
+    }
 }
 
 /// serde quotes the offending string value (`invalid type: string "sk-..."`); a key pasted into the
@@ -316,23 +353,52 @@ mod tests {
     #[test]
     fn every_invalid_config_names_its_field() {
         assert_eq!(err(r#"{"providers":[]}"#).field(), "providers");
-        assert_eq!(err(&format!(r#"{{"providers":[{P},{P}]}}"#)).field(), "providers[1].name");
-        assert_eq!(err(&format!(r#"{{"providers":[{P}],"policy":"hedged","hedge_k":0}}"#)).field(), "hedge_k");
-        assert_eq!(err(&format!(r#"{{"providers":[{P}],"policy":"hedged","hedge_k":2}}"#)).field(), "hedge_k");
-        assert_eq!(err(r#"{"providers":[{"name":"a","kind":"gemini","base_url":"https://x"}]}"#).field(), "providers[0].kind");
-        assert_eq!(err(r#"{"providers":[{"name":"a","kind":"openai","base_url":"ftp://x"}]}"#).field(), "providers[0].base_url");
+        assert_eq!(
+            err(&format!(r#"{{"providers":[{P},{P}]}}"#)).field(),
+            "providers[1].name"
+        );
+        assert_eq!(
+            err(&format!(
+                r#"{{"providers":[{P}],"policy":"hedged","hedge_k":0}}"#
+            ))
+            .field(),
+            "hedge_k"
+        );
+        assert_eq!(
+            err(&format!(
+                r#"{{"providers":[{P}],"policy":"hedged","hedge_k":2}}"#
+            ))
+            .field(),
+            "hedge_k"
+        );
+        assert_eq!(
+            err(r#"{"providers":[{"name":"a","kind":"gemini","base_url":"https://x"}]}"#).field(),
+            "providers[0].kind"
+        );
+        assert_eq!(
+            err(r#"{"providers":[{"name":"a","kind":"openai","base_url":"ftp://x"}]}"#).field(),
+            "providers[0].base_url"
+        );
         assert_eq!(
             err(r#"{"providers":[{"name":"a","kind":"openai","base_url":"https://x","timeout_ms":-5}]}"#).field(),
             "providers[0].timeout_ms"
         );
-        assert_eq!(err(&format!(r#"{{"providers":[{P}],"deadline_ms":-1}}"#)).field(), "deadline_ms");
-        assert_eq!(err(&format!(r#"{{"providers":[{P}],"polcy":"hedged"}}"#)).field(), "<root>");
+        assert_eq!(
+            err(&format!(r#"{{"providers":[{P}],"deadline_ms":-1}}"#)).field(),
+            "deadline_ms"
+        );
+        assert_eq!(
+            err(&format!(r#"{{"providers":[{P}],"polcy":"hedged"}}"#)).field(),
+            "<root>"
+        );
         assert_eq!(err(r#"[1]"#).field(), "<root>");
     }
 
     #[test]
     fn a_key_in_the_wrong_field_is_not_echoed() {
-        let e = err(r#"{"providers":[{"name":"a","kind":"openai","base_url":"https://x","weight":"sk-secret"}]}"#);
+        let e = err(
+            r#"{"providers":[{"name":"a","kind":"openai","base_url":"https://x","weight":"sk-secret"}]}"#,
+        );
         assert_eq!(e.field(), "providers[0].weight");
         assert!(!e.to_string().contains("sk-secret"), "{e}");
     }
@@ -343,13 +409,21 @@ mod tests {
         let mut c = RouterConfig::from_json(json.as_bytes()).unwrap();
         let e = c.clone().resolve_api_keys(|_| None).unwrap_err();
         assert!(e.to_string().contains("\"K\""));
-        c.resolve_api_keys(|v| (v == "K").then(|| "sk-1".to_owned())).unwrap();
+        c.resolve_api_keys(|v| (v == "K").then(|| "sk-1".to_owned()))
+            .unwrap();
         assert_eq!(c.providers[0].api_key.as_ref().unwrap().expose(), "sk-1");
     }
 
     #[test]
     fn defaults() {
-        let c = RouterConfig::from_json(format!(r#"{{"providers":[{P},{P2}],"policy":"hedged"}}"#, P2 = P.replace("\"a\"", "\"b\"")).as_bytes()).unwrap();
+        let c = RouterConfig::from_json(
+            format!(
+                r#"{{"providers":[{P},{P2}],"policy":"hedged"}}"#,
+                P2 = P.replace("\"a\"", "\"b\"")
+            )
+            .as_bytes(),
+        )
+        .unwrap();
         assert_eq!(c.effective_hedge_k(), 2);
         assert_eq!(c.effective_max_attempts(), 2);
         assert_eq!(c.providers[0].weight, 1);

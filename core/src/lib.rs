@@ -8,8 +8,10 @@ pub mod codec;
 pub mod config;
 pub mod http_date;
 pub mod ids;
+pub mod machine;
 pub mod mock;
 pub mod outcome;
+pub mod provider;
 pub mod request;
 pub mod retry_after;
 pub mod rng;
@@ -19,6 +21,7 @@ pub mod time;
 
 pub use config::{ConfigError, PolicyKind, ProviderConfig, ProviderKind, RouterConfig};
 pub use ids::{AttemptId, ProviderId, RequestId};
+pub use machine::{Action, Input, InputError, RouterMachine};
 pub use outcome::{AttemptOutcome, AttemptRecord, RouteError, Routed, TransportErrorKind};
 pub use request::{ChatRequest, RequestError};
 pub use secret::ApiKey;

@@ -58,6 +58,8 @@ pub enum AttemptOutcome {
     BodyTooLarge { limit: usize },
     /// A stream failed before it committed (error event, cut connection): soft, invisible.
     StreamFailedBeforeCommit { reason: String },
+    /// A committed stream broke after delivering part of the answer.
+    StreamInterrupted { reason: String },
     /// The request could not be expressed in this provider's shape; nothing was sent.
     Unsupported { field: String },
     /// Another leg won, the request ended, or the caller cancelled.
@@ -69,7 +71,10 @@ impl AttemptOutcome {
     pub fn is_soft_failure(&self) -> bool {
         !matches!(
             self,
-            AttemptOutcome::Success { .. } | AttemptOutcome::HardStatus { .. } | AttemptOutcome::Cancelled
+            AttemptOutcome::Success { .. }
+                | AttemptOutcome::HardStatus { .. }
+                | AttemptOutcome::StreamInterrupted { .. }
+                | AttemptOutcome::Cancelled
         )
     }
 }
@@ -169,7 +174,14 @@ fn summarize(attempts: &[AttemptRecord]) -> String {
     }
     attempts
         .iter()
-        .map(|a| format!("{} {} after {:?}", a.provider_name, describe(&a.outcome), a.latency))
+        .map(|a| {
+            format!(
+                "{} {} after {:?}",
+                a.provider_name,
+                describe(&a.outcome),
+                a.latency
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -177,12 +189,17 @@ fn summarize(attempts: &[AttemptRecord]) -> String {
 fn describe(outcome: &AttemptOutcome) -> String {
     match outcome {
         AttemptOutcome::Success { status } => format!("succeeded ({status})"),
-        AttemptOutcome::SoftStatus { status } | AttemptOutcome::HardStatus { status } => format!("status {status}"),
+        AttemptOutcome::SoftStatus { status } | AttemptOutcome::HardStatus { status } => {
+            format!("status {status}")
+        }
         AttemptOutcome::Transport(kind) => kind.to_string(),
         AttemptOutcome::TimedOut => "timed out".to_owned(),
-        AttemptOutcome::InvalidBody { status, reason } => format!("invalid {status} body ({reason})"),
+        AttemptOutcome::InvalidBody { status, reason } => {
+            format!("invalid {status} body ({reason})")
+        }
         AttemptOutcome::BodyTooLarge { limit } => format!("body over {limit} bytes"),
         AttemptOutcome::StreamFailedBeforeCommit { reason } => format!("stream failed ({reason})"),
+        AttemptOutcome::StreamInterrupted { reason } => format!("stream interrupted ({reason})"),
         AttemptOutcome::Unsupported { field } => format!("cannot express `{field}`"),
         AttemptOutcome::Cancelled => "cancelled".to_owned(),
     }

@@ -45,13 +45,21 @@ fn field(field: impl Into<String>, problem: impl Into<String>) -> RequestError {
     }
 }
 
-const ROLES: [&str; 6] = ["system", "developer", "user", "assistant", "tool", "function"];
+const ROLES: [&str; 6] = [
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
 
 impl ChatRequest {
     /// Parses and checks a JSON body.
     pub fn from_json(raw: impl Into<Bytes>) -> Result<Self, RequestError> {
         let raw = raw.into();
-        let value: Value = serde_json::from_slice(&raw).map_err(|e| RequestError::NotJson(e.to_string()))?;
+        let value: Value =
+            serde_json::from_slice(&raw).map_err(|e| RequestError::NotJson(e.to_string()))?;
         Self::build(value, Some(raw))
     }
 
@@ -79,8 +87,18 @@ impl ChatRequest {
             let role = message.get("role").and_then(Value::as_str);
             match role {
                 Some(r) if ROLES.contains(&r) => {}
-                Some(r) => return Err(field(format!("messages[{i}].role"), format!("is not a known role: {r:?}"))),
-                None => return Err(field(format!("messages[{i}].role"), "is required and must be a string")),
+                Some(r) => {
+                    return Err(field(
+                        format!("messages[{i}].role"),
+                        format!("is not a known role: {r:?}"),
+                    ));
+                }
+                None => {
+                    return Err(field(
+                        format!("messages[{i}].role"),
+                        "is required and must be a string",
+                    ));
+                }
             }
         }
         let stream = match body.get("stream") {
@@ -95,7 +113,9 @@ impl ChatRequest {
             .unwrap_or(false);
         let raw = match raw {
             Some(raw) => raw,
-            None => Bytes::from(serde_json::to_vec(&body).map_err(|e| RequestError::NotJson(e.to_string()))?),
+            None => Bytes::from(
+                serde_json::to_vec(&body).map_err(|e| RequestError::NotJson(e.to_string()))?,
+            ),
         };
         Ok(ChatRequest {
             inner: Arc::new(Inner {
@@ -139,19 +159,29 @@ mod tests {
     use super::*;
 
     fn problem(json: &str) -> String {
-        ChatRequest::from_json(json.to_owned()).unwrap_err().to_string()
+        ChatRequest::from_json(json.to_owned())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn rejects_what_is_not_a_chat_request() {
         assert!(problem("nope").contains("not valid JSON"));
         assert!(problem("[]").contains("<root>"));
-        assert!(problem(r#"{"messages":[{"role":"user","content":"hi"}]}"#).contains("`model` is required"));
+        assert!(
+            problem(r#"{"messages":[{"role":"user","content":"hi"}]}"#)
+                .contains("`model` is required")
+        );
         assert!(problem(r#"{"model":"m","messages":[]}"#).contains("`messages` must not be empty"));
         assert!(problem(r#"{"model":"m","prompt":"hi"}"#).contains("`messages` is required"));
-        assert!(problem(r#"{"model":"m","messages":[{"content":"hi"}]}"#).contains("messages[0].role"));
+        assert!(
+            problem(r#"{"model":"m","messages":[{"content":"hi"}]}"#).contains("messages[0].role")
+        );
         assert!(problem(r#"{"model":"m","messages":[{"role":"wizard"}]}"#).contains("wizard"));
-        assert!(problem(r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#).contains("`stream`"));
+        assert!(
+            problem(r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#)
+                .contains("`stream`")
+        );
     }
 
     #[test]

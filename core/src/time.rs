@@ -57,6 +57,9 @@ mod tests {
         let t = Time::from_millis(5);
         assert_eq!(t + Duration::from_millis(3), Time::from_millis(8));
         assert_eq!(t - Time::from_millis(8), Duration::ZERO);
-        assert_eq!(Time::from_nanos(u64::MAX) + Duration::from_secs(1), Time::from_nanos(u64::MAX));
+        assert_eq!(
+            Time::from_nanos(u64::MAX) + Duration::from_secs(1),
+            Time::from_nanos(u64::MAX)
+        );
     }
 }

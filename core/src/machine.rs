@@ -1,0 +1,1093 @@
+//! The [`RouterMachine`]: every routing decision, no IO.
+//!
+//! Methods are grouped by role, as in quinn-proto: `handle_*` take what happened, `poll_*` say
+//! what to do next. After every `handle_*` call, drain [`RouterMachine::poll_action`] until it
+//! returns `None`, then sleep until [`RouterMachine::poll_timeout`] (or the next input).
+
+use crate::ConfigError;
+use crate::codec::StreamItem;
+use crate::config::{
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRY_AFTER_CAP, PolicyKind, RouterConfig,
+};
+use crate::http_date::parse_http_date;
+use crate::ids::{AttemptId, ProviderId, RequestId};
+use crate::outcome::{AttemptOutcome, AttemptRecord, RouteError, Routed, TransportErrorKind};
+use crate::provider::{Provider, StreamDecoder};
+use crate::request::ChatRequest;
+use crate::retry_after::{RetryAfter, parse_retry_after};
+use crate::rng::Rng;
+use crate::sse::{SseEvent, SseParser};
+use crate::time::Time;
+use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::Duration;
+
+/// Something that happened, fed to [`RouterMachine::handle_input`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Input {
+    /// The caller wants `request` routed. `id` must not be in flight already.
+    Request { id: RequestId, request: ChatRequest },
+    /// An attempt's response status and headers arrived.
+    ResponseHead {
+        attempt: AttemptId,
+        status: u16,
+        headers: http::HeaderMap,
+    },
+    /// A piece of an attempt's body: the whole body, or any slice of a stream.
+    ResponseBody { attempt: AttemptId, chunk: Bytes },
+    /// An attempt's body ended cleanly.
+    ResponseEnd { attempt: AttemptId },
+    /// An attempt failed below HTTP.
+    TransportError {
+        attempt: AttemptId,
+        kind: TransportErrorKind,
+    },
+    /// The caller gave up on a request.
+    Cancel { id: RequestId },
+}
+
+/// Something the driver must do, from [`RouterMachine::poll_action`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Action {
+    /// Send `request` to `provider` and report back under `attempt`.
+    Send {
+        id: RequestId,
+        attempt: AttemptId,
+        provider: ProviderId,
+        request: http::Request<Bytes>,
+    },
+    /// Drop the attempt's connection; later inputs for it are ignored.
+    Cancel { attempt: AttemptId },
+    /// One OpenAI `chat.completion.chunk` (JSON) for a streaming request.
+    Deliver { id: RequestId, chunk: Bytes },
+    /// The request is over. Exactly once per request; nothing for it follows.
+    Complete {
+        id: RequestId,
+        outcome: Result<Routed, RouteError>,
+    },
+}
+
+/// Misuse of the machine by its driver (never a provider's fault).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// A `Request` reused the id of a request still in flight.
+    #[error("{0} is already in flight")]
+    DuplicateRequest(RequestId),
+}
+
+/// A timer the machine keeps. Ordered so `(Time, Timer)` pairs form the timer queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Deadline(RequestId),
+    Hedge(RequestId),
+    CooldownWake(RequestId),
+    AttemptTimeout(AttemptId),
+    FirstToken(AttemptId),
+}
+
+/// Ids are already unique integers: hashing them again is wasted work on the hot path.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+impl std::hash::Hash for RequestIdKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.0);
+    }
+}
+
+/// `RequestId` keyed through [`IdHasher`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RequestIdKey(RequestId);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AttemptIdKey(AttemptId);
+
+impl std::hash::Hash for AttemptIdKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.0);
+    }
+}
+
+/// One request in flight.
+#[derive(Debug)]
+struct RequestState {
+    request: ChatRequest,
+    deadline_at: Option<Time>,
+    /// Providers already attempted (or refused by the codec) for this request.
+    tried: SmallVec<[bool; 8]>,
+    /// Attempts in flight.
+    live: SmallVec<[AttemptId; 4]>,
+    /// Every attempt started, in order; in-flight ones are finalized when they end.
+    records: Vec<AttemptRecord>,
+    /// Legs allowed in flight now (hedged with a delay grows this one leg per delay).
+    allowed: usize,
+    /// The stream attempt that delivered first, if any.
+    committed: Option<AttemptId>,
+    /// A hard failure is reading its body; nothing more is sent.
+    hard_failing: bool,
+    timers: SmallVec<[(Time, Timer); 2]>,
+}
+
+/// What an attempt is waiting for.
+#[derive(Debug)]
+enum Phase {
+    Head,
+    /// A 2xx plain body being collected.
+    Body {
+        status: u16,
+        created: u64,
+    },
+    /// A 2xx stream being decoded.
+    Stream(Box<StreamState>),
+    /// A hard-failure body being collected for the error.
+    HardBody {
+        status: u16,
+    },
+}
+
+#[derive(Debug)]
+struct StreamState {
+    status: u16,
+    parser: SseParser,
+    decoder: StreamDecoder,
+    /// Chunks before commit (the role chunk), delivered when the attempt commits.
+    held: Vec<Bytes>,
+}
+
+#[derive(Debug)]
+struct AttemptState {
+    request: RequestId,
+    provider: ProviderId,
+    sent_at: Time,
+    /// Index of this attempt's record in its request's `records`.
+    record: usize,
+    phase: Phase,
+    body: BytesMut,
+    received: usize,
+    timers: SmallVec<[(Time, Timer); 2]>,
+}
+
+/// The routing state machine. See the crate docs for the run loop.
+#[derive(Debug)]
+pub struct RouterMachine {
+    providers: Vec<Provider>,
+    /// Until when each provider is cooling down after a `Retry-After`.
+    cooldown_until: Vec<Option<Time>>,
+    policy: PolicyKind,
+    hedge_k: usize,
+    hedge_delay: Option<Duration>,
+    deadline: Option<Duration>,
+    first_token_limit: Option<Duration>,
+    max_attempts: usize,
+    max_response_bytes: usize,
+    retry_after_cap: Duration,
+    requests: IdMap<RequestIdKey, RequestState>,
+    attempts: IdMap<AttemptIdKey, AttemptState>,
+    timers: BTreeSet<(Time, Timer)>,
+    actions: VecDeque<Action>,
+    next_attempt: u64,
+    #[allow(dead_code)] // reserved for weighted and randomized policies
+    rng: Rng,
+    /// Scratch buffers reused across inputs so decoding a stream allocates nothing per event.
+    scratch_events: Vec<SseEvent>,
+    scratch_items: Vec<StreamItem>,
+}
+
+fn ms(value: Option<i64>) -> Option<Duration> {
+    value.map(|v| Duration::from_millis(v.max(0) as u64))
+}
+
+impl RouterMachine {
+    // ---- construction and introspection ------------------------------------------------------
+
+    /// Builds a machine; `seed` fixes everything random it will ever do.
+    pub fn new(config: RouterConfig, seed: u64) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let hedge_k = config.effective_hedge_k();
+        let max_attempts = config.effective_max_attempts();
+        let hedge_delay = match config.policy {
+            PolicyKind::Hedged => ms(config.hedge_delay_ms).filter(|d| !d.is_zero()),
+            PolicyKind::Sequential => None,
+        };
+        let n = config.providers.len();
+        Ok(RouterMachine {
+            policy: config.policy,
+            hedge_k,
+            hedge_delay,
+            deadline: ms(config.deadline_ms),
+            first_token_limit: ms(config.ttft_ms),
+            max_attempts,
+            max_response_bytes: config
+                .max_response_bytes
+                .map_or(DEFAULT_MAX_RESPONSE_BYTES, |b| b as usize),
+            retry_after_cap: ms(config.retry_after_cap_ms).unwrap_or(DEFAULT_RETRY_AFTER_CAP),
+            providers: config.providers.into_iter().map(Provider::new).collect(),
+            cooldown_until: vec![None; n],
+            requests: IdMap::default(),
+            attempts: IdMap::default(),
+            timers: BTreeSet::new(),
+            actions: VecDeque::new(),
+            next_attempt: 0,
+            rng: Rng::new(seed),
+            scratch_events: Vec::new(),
+            scratch_items: Vec::new(),
+        })
+    }
+
+    /// The configured providers, indexed by [`ProviderId`].
+    pub fn providers(&self) -> &[Provider] {
+        &self.providers
+    }
+
+    /// Requests in flight.
+    pub fn requests_in_flight(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Attempts in flight (sent and neither ended nor cancelled).
+    pub fn attempts_in_flight(&self) -> usize {
+        self.attempts.len()
+    }
+
+    // ---- inputs ------------------------------------------------------------------------------
+
+    /// Feeds one event. Inputs for attempts the machine has already closed are ignored.
+    pub fn handle_input(&mut self, now: Time, input: Input) -> Result<(), InputError> {
+        match input {
+            Input::Request { id, request } => return self.start_request(now, id, request),
+            Input::ResponseHead {
+                attempt,
+                status,
+                headers,
+            } => self.on_head(now, attempt, status, &headers),
+            Input::ResponseBody { attempt, chunk } => self.on_body(now, attempt, chunk),
+            Input::ResponseEnd { attempt } => self.on_end(now, attempt),
+            Input::TransportError { attempt, kind } => self.on_transport_error(now, attempt, kind),
+            Input::Cancel { id } => {
+                if self.requests.contains_key(&RequestIdKey(id)) {
+                    self.complete(
+                        now,
+                        id,
+                        Err(RouteError::Cancelled {
+                            attempts: Vec::new(),
+                        }),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fires every timer due at `now`. Spurious calls are harmless.
+    pub fn handle_timeout(&mut self, now: Time) {
+        while let Some(&(at, timer)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.forget_timer(at, timer);
+            self.fire(now, timer);
+        }
+    }
+
+    // ---- outputs -----------------------------------------------------------------------------
+
+    /// The next thing to do. Drain until `None` after every `handle_*` call.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`RouterMachine::handle_timeout`] must next be called, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.timers.first().map(|&(at, _)| at)
+    }
+
+    // ---- request lifecycle -------------------------------------------------------------------
+
+    fn start_request(
+        &mut self,
+        now: Time,
+        id: RequestId,
+        request: ChatRequest,
+    ) -> Result<(), InputError> {
+        let key = RequestIdKey(id);
+        if self.requests.contains_key(&key) {
+            return Err(InputError::DuplicateRequest(id));
+        }
+        let allowed = match (self.policy, self.hedge_delay) {
+            (PolicyKind::Hedged, None) => self.hedge_k,
+            _ => 1,
+        };
+        let mut state = RequestState {
+            request,
+            deadline_at: self.deadline.map(|d| now + d),
+            tried: smallvec::smallvec![false; self.providers.len()],
+            live: SmallVec::new(),
+            records: Vec::with_capacity(allowed),
+            allowed,
+            committed: None,
+            hard_failing: false,
+            timers: SmallVec::new(),
+        };
+        if let Some(at) = state.deadline_at {
+            self.timers.insert((at, Timer::Deadline(id)));
+            state.timers.push((at, Timer::Deadline(id)));
+        }
+        if let Some(delay) = self.hedge_delay
+            && self.hedge_k > 1
+        {
+            let at = now + delay;
+            self.timers.insert((at, Timer::Hedge(id)));
+            state.timers.push((at, Timer::Hedge(id)));
+        }
+        self.requests.insert(key, state);
+        self.fill(now, id);
+        Ok(())
+    }
+
+    /// Starts attempts until the policy's allowance is in flight, or ends the request when
+    /// nothing is in flight and nothing more can be tried.
+    fn fill(&mut self, now: Time, id: RequestId) {
+        loop {
+            let Some(state) = self.requests.get(&RequestIdKey(id)) else {
+                return;
+            };
+            if state.hard_failing || state.committed.is_some() || state.live.len() >= state.allowed
+            {
+                return;
+            }
+            if state.records.len() >= self.max_attempts {
+                break;
+            }
+            let candidate = (0..self.providers.len())
+                .find(|&p| !state.tried[p] && !self.cooling(p, now))
+                .map(ProviderId);
+            let Some(provider) = candidate else { break };
+            self.start_attempt(now, id, provider);
+        }
+        let Some(state) = self.requests.get(&RequestIdKey(id)) else {
+            return;
+        };
+        if !state.live.is_empty() || state.hard_failing || state.committed.is_some() {
+            return;
+        }
+        // Nothing in flight and nothing startable: wait out a cooldown, or fail.
+        let earliest_cooldown = if state.records.len() < self.max_attempts {
+            (0..self.providers.len())
+                .filter(|&p| !state.tried[p])
+                .filter_map(|p| self.cooldown_until[p].filter(|&until| until > now))
+                .min()
+        } else {
+            None
+        };
+        match earliest_cooldown {
+            Some(until) if state.deadline_at.is_none_or(|d| until <= d) => {
+                if !state
+                    .timers
+                    .iter()
+                    .any(|(_, t)| matches!(t, Timer::CooldownWake(_)))
+                {
+                    self.arm_request_timer(id, until, Timer::CooldownWake(id));
+                }
+            }
+            Some(until) => {
+                let retry_after = until - now;
+                self.complete(
+                    now,
+                    id,
+                    Err(RouteError::RateLimited {
+                        retry_after,
+                        attempts: Vec::new(),
+                    }),
+                );
+            }
+            None => {
+                let outcome = self.exhausted_error(id);
+                self.complete(now, id, Err(outcome));
+            }
+        }
+    }
+
+    fn cooling(&self, provider: usize, now: Time) -> bool {
+        self.cooldown_until[provider].is_some_and(|until| until > now)
+    }
+
+    /// The error for a request whose providers are all spent: `Unsupported` when no provider
+    /// could even express it, otherwise every attempt's failure.
+    fn exhausted_error(&self, id: RequestId) -> RouteError {
+        let state = &self.requests[&RequestIdKey(id)];
+        let first_unsupported = state.records.iter().find_map(|r| match &r.outcome {
+            AttemptOutcome::Unsupported { field } => Some((r.provider_name.clone(), field.clone())),
+            _ => None,
+        });
+        let all_unsupported = state
+            .records
+            .iter()
+            .all(|r| matches!(r.outcome, AttemptOutcome::Unsupported { .. }));
+        match first_unsupported {
+            Some((provider, field)) if all_unsupported => RouteError::Unsupported {
+                provider,
+                field,
+                attempts: Vec::new(),
+            },
+            _ => RouteError::AllProvidersFailed {
+                attempts: Vec::new(),
+            },
+        }
+    }
+
+    fn start_attempt(&mut self, now: Time, id: RequestId, provider: ProviderId) {
+        let p = &self.providers[provider.0];
+        let state = self
+            .requests
+            .get_mut(&RequestIdKey(id))
+            .expect("caller checked");
+        state.tried[provider.0] = true;
+        let attempt = AttemptId(self.next_attempt);
+        self.next_attempt += 1;
+        let record = AttemptRecord {
+            attempt,
+            provider,
+            provider_name: p.name.clone(),
+            latency: Duration::ZERO,
+            outcome: AttemptOutcome::Cancelled,
+        };
+        let http_request = match p.encode(&state.request) {
+            Ok(r) => r,
+            Err(e) => {
+                state.records.push(AttemptRecord {
+                    outcome: AttemptOutcome::Unsupported { field: e.field },
+                    ..record
+                });
+                return;
+            }
+        };
+        state.records.push(record);
+        state.live.push(attempt);
+        let mut timers = SmallVec::new();
+        if let Some(timeout) = p.timeout {
+            timers.push((now + timeout, Timer::AttemptTimeout(attempt)));
+        }
+        if state.request.stream()
+            && let Some(limit) = self.first_token_limit
+        {
+            timers.push((now + limit, Timer::FirstToken(attempt)));
+        }
+        for &t in &timers {
+            self.timers.insert(t);
+        }
+        let record = state.records.len() - 1;
+        self.attempts.insert(
+            AttemptIdKey(attempt),
+            AttemptState {
+                request: id,
+                provider,
+                sent_at: now,
+                record,
+                phase: Phase::Head,
+                body: BytesMut::new(),
+                received: 0,
+                timers,
+            },
+        );
+        self.actions.push_back(Action::Send {
+            id,
+            attempt,
+            provider,
+            request: http_request,
+        });
+    }
+
+    /// Ends an attempt with `outcome`, closing it (and telling the driver to drop it when
+    /// `cancel`), then lets the request go on.
+    fn end_attempt(
+        &mut self,
+        now: Time,
+        attempt: AttemptId,
+        outcome: AttemptOutcome,
+        cancel: bool,
+    ) {
+        let Some(a) = self.attempts.remove(&AttemptIdKey(attempt)) else {
+            return;
+        };
+        for t in &a.timers {
+            self.timers.remove(t);
+        }
+        if cancel {
+            self.actions.push_back(Action::Cancel { attempt });
+        }
+        let Some(state) = self.requests.get_mut(&RequestIdKey(a.request)) else {
+            return;
+        };
+        state.live.retain(|x| *x != attempt);
+        let record = &mut state.records[a.record];
+        record.latency = now - a.sent_at;
+        record.outcome = outcome;
+    }
+
+    /// A soft failure: close the attempt, then try the next provider.
+    fn soft_fail(&mut self, now: Time, attempt: AttemptId, outcome: AttemptOutcome, cancel: bool) {
+        let Some(request) = self.attempts.get(&AttemptIdKey(attempt)).map(|a| a.request) else {
+            return;
+        };
+        self.end_attempt(now, attempt, outcome, cancel);
+        self.fill(now, request);
+    }
+
+    /// Ends the request: cancels every attempt still open, fills in the attempt history, and
+    /// emits its one `Complete`.
+    fn complete(&mut self, now: Time, id: RequestId, mut outcome: Result<Routed, RouteError>) {
+        let Some(live) = self.requests.get(&RequestIdKey(id)).map(|s| s.live.clone()) else {
+            return;
+        };
+        for attempt in live {
+            self.end_attempt(now, attempt, AttemptOutcome::Cancelled, true);
+        }
+        let state = self
+            .requests
+            .remove(&RequestIdKey(id))
+            .expect("present above");
+        for t in &state.timers {
+            self.timers.remove(t);
+        }
+        let records = state.records;
+        match &mut outcome {
+            Ok(routed) => routed.attempts = records,
+            Err(e) => set_attempts(e, records),
+        }
+        self.actions.push_back(Action::Complete { id, outcome });
+    }
+
+    fn arm_request_timer(&mut self, id: RequestId, at: Time, timer: Timer) {
+        if let Some(state) = self.requests.get_mut(&RequestIdKey(id)) {
+            state.timers.push((at, timer));
+            self.timers.insert((at, timer));
+        }
+    }
+
+    /// Drops a fired timer from its owner's list so completion does not try to remove it again.
+    fn forget_timer(&mut self, at: Time, timer: Timer) {
+        let list = match timer {
+            Timer::Deadline(id) | Timer::Hedge(id) | Timer::CooldownWake(id) => self
+                .requests
+                .get_mut(&RequestIdKey(id))
+                .map(|s| &mut s.timers),
+            Timer::AttemptTimeout(a) | Timer::FirstToken(a) => self
+                .attempts
+                .get_mut(&AttemptIdKey(a))
+                .map(|s| &mut s.timers),
+        };
+        if let Some(list) = list {
+            list.retain(|t| *t != (at, timer));
+        }
+    }
+
+    fn fire(&mut self, now: Time, timer: Timer) {
+        match timer {
+            Timer::Deadline(id) => {
+                let deadline = self.deadline.unwrap_or_default();
+                self.complete(
+                    now,
+                    id,
+                    Err(RouteError::DeadlineExceeded {
+                        deadline,
+                        attempts: Vec::new(),
+                    }),
+                );
+            }
+            Timer::Hedge(id) => {
+                let Some(state) = self.requests.get_mut(&RequestIdKey(id)) else {
+                    return;
+                };
+                state.allowed = (state.allowed + 1).min(self.hedge_k);
+                if state.allowed < self.hedge_k
+                    && let Some(delay) = self.hedge_delay
+                {
+                    self.arm_request_timer(id, now + delay, Timer::Hedge(id));
+                }
+                self.fill(now, id);
+            }
+            Timer::CooldownWake(id) => self.fill(now, id),
+            Timer::AttemptTimeout(attempt) => self.timed_out(now, attempt),
+            Timer::FirstToken(attempt) => {
+                let uncommitted = self.attempts.get(&AttemptIdKey(attempt)).is_some_and(|a| {
+                    self.requests
+                        .get(&RequestIdKey(a.request))
+                        .is_some_and(|s| s.committed != Some(attempt))
+                });
+                if uncommitted {
+                    self.soft_fail(now, attempt, AttemptOutcome::TimedOut, true);
+                }
+            }
+        }
+    }
+
+    /// The per-attempt timer fired: soft, unless the attempt is a committed stream (then the
+    /// stream is broken) or a hard failure reading its body (then it ends with what it has).
+    fn timed_out(&mut self, now: Time, attempt: AttemptId) {
+        let Some(a) = self.attempts.get(&AttemptIdKey(attempt)) else {
+            return;
+        };
+        match &a.phase {
+            Phase::HardBody { .. } => self.finish_hard_failure(now, attempt),
+            Phase::Stream(_) if self.is_committed(attempt) => self.interrupt_stream(
+                now,
+                attempt,
+                "per-attempt timeout expired mid-stream".to_owned(),
+            ),
+            _ => self.soft_fail(now, attempt, AttemptOutcome::TimedOut, true),
+        }
+    }
+
+    fn is_committed(&self, attempt: AttemptId) -> bool {
+        self.attempts.get(&AttemptIdKey(attempt)).is_some_and(|a| {
+            self.requests
+                .get(&RequestIdKey(a.request))
+                .is_some_and(|s| s.committed == Some(attempt))
+        })
+    }
+
+    // ---- responses ---------------------------------------------------------------------------
+
+    fn on_head(&mut self, now: Time, attempt: AttemptId, status: u16, headers: &http::HeaderMap) {
+        let Some(a) = self.attempts.get(&AttemptIdKey(attempt)) else {
+            return;
+        };
+        if !matches!(a.phase, Phase::Head) {
+            return;
+        }
+        let (request_id, provider) = (a.request, a.provider);
+        let date = headers
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date);
+        match status {
+            200..=299 => {
+                let Some(state) = self.requests.get(&RequestIdKey(request_id)) else {
+                    return;
+                };
+                let phase = if state.request.stream() {
+                    let decoder = self.providers[provider.0]
+                        .stream_decoder(&state.request, date.unwrap_or(0));
+                    Phase::Stream(Box::new(StreamState {
+                        status,
+                        parser: SseParser::new(),
+                        decoder,
+                        held: Vec::new(),
+                    }))
+                } else {
+                    Phase::Body {
+                        status,
+                        created: date.unwrap_or(0),
+                    }
+                };
+                if let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt)) {
+                    a.phase = phase;
+                }
+            }
+            408 | 429 | 500..=599 | 100..=199 | 300..=399 => {
+                if status == 429 || status == 503 {
+                    self.cool_down(now, provider, headers, date);
+                }
+                self.soft_fail(now, attempt, AttemptOutcome::SoftStatus { status }, true);
+            }
+            _ => {
+                // Hard: nothing more is sent for this payload; other legs stop now, and the
+                // request completes once the error body has been read.
+                let live: SmallVec<[AttemptId; 4]> =
+                    match self.requests.get_mut(&RequestIdKey(request_id)) {
+                        Some(state) => {
+                            state.hard_failing = true;
+                            state
+                                .live
+                                .iter()
+                                .copied()
+                                .filter(|x| *x != attempt)
+                                .collect()
+                        }
+                        None => return,
+                    };
+                for other in live {
+                    self.end_attempt(now, other, AttemptOutcome::Cancelled, true);
+                }
+                if let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt)) {
+                    a.phase = Phase::HardBody { status };
+                }
+            }
+        }
+    }
+
+    /// Applies a `Retry-After` to a provider: later requests skip it until then.
+    fn cool_down(
+        &mut self,
+        now: Time,
+        provider: ProviderId,
+        headers: &http::HeaderMap,
+        date: Option<u64>,
+    ) {
+        let wait = match parse_retry_after(headers, date, self.retry_after_cap) {
+            RetryAfter::Wait(d) => d,
+            RetryAfter::TooLong(_) => self.retry_after_cap,
+            RetryAfter::Unusable => return,
+        };
+        let until = now + wait;
+        let slot = &mut self.cooldown_until[provider.0];
+        if slot.is_none_or(|current| current < until) {
+            *slot = Some(until);
+        }
+    }
+
+    fn on_body(&mut self, now: Time, attempt: AttemptId, chunk: Bytes) {
+        let limit = self.max_response_bytes;
+        let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt)) else {
+            return;
+        };
+        a.received = a.received.saturating_add(chunk.len());
+        let over = a.received > limit;
+        match &mut a.phase {
+            Phase::Head => {}
+            Phase::Body { .. } if over => {
+                self.soft_fail(now, attempt, AttemptOutcome::BodyTooLarge { limit }, true);
+            }
+            Phase::Body { .. } => a.body.extend_from_slice(&chunk),
+            Phase::HardBody { .. } => {
+                let room = limit.saturating_sub(a.body.len());
+                a.body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if over {
+                    self.finish_hard_failure(now, attempt);
+                }
+            }
+            Phase::Stream(_) if over => {
+                self.stream_failed(now, attempt, AttemptOutcome::BodyTooLarge { limit }, true);
+            }
+            Phase::Stream(stream) => {
+                let mut events = std::mem::take(&mut self.scratch_events);
+                stream.parser.push(&chunk, &mut events);
+                self.on_stream_events(now, attempt, &mut events, false);
+                self.scratch_events = events;
+            }
+        }
+    }
+
+    fn on_end(&mut self, now: Time, attempt: AttemptId) {
+        let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt)) else {
+            return;
+        };
+        match &mut a.phase {
+            Phase::Head => {
+                // An end with no head is a driver bug or a cut connection; treat as a reset.
+                self.on_transport_error(now, attempt, TransportErrorKind::Reset);
+            }
+            Phase::Body { status, created } => {
+                let (status, created) = (*status, *created);
+                let body = std::mem::take(&mut a.body).freeze();
+                let provider = &self.providers[a.provider.0];
+                match provider.decode_response(body, created) {
+                    Ok(body) => {
+                        let request = a.request;
+                        let (provider_id, provider_name) = (a.provider, provider.name.clone());
+                        self.end_attempt(now, attempt, AttemptOutcome::Success { status }, false);
+                        let routed = Routed {
+                            provider: provider_id,
+                            provider_name,
+                            body,
+                            attempts: Vec::new(),
+                        };
+                        self.complete(now, request, Ok(routed));
+                    }
+                    Err(e) => {
+                        let outcome = AttemptOutcome::InvalidBody {
+                            status,
+                            reason: e.0,
+                        };
+                        self.soft_fail(now, attempt, outcome, false);
+                    }
+                }
+            }
+            Phase::HardBody { .. } => self.finish_hard_failure(now, attempt),
+            Phase::Stream(stream) => {
+                let mut events = std::mem::take(&mut self.scratch_events);
+                stream.parser.finish(&mut events);
+                self.on_stream_events(now, attempt, &mut events, true);
+                self.scratch_events = events;
+            }
+        }
+    }
+
+    fn on_transport_error(&mut self, now: Time, attempt: AttemptId, kind: TransportErrorKind) {
+        let Some(a) = self.attempts.get(&AttemptIdKey(attempt)) else {
+            return;
+        };
+        match a.phase {
+            Phase::HardBody { .. } => self.finish_hard_failure(now, attempt),
+            Phase::Stream(_) => {
+                self.stream_failed(now, attempt, AttemptOutcome::Transport(kind), false)
+            }
+            Phase::Head | Phase::Body { .. } => {
+                self.soft_fail(now, attempt, AttemptOutcome::Transport(kind), false)
+            }
+        }
+    }
+
+    fn finish_hard_failure(&mut self, now: Time, attempt: AttemptId) {
+        let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt)) else {
+            return;
+        };
+        let Phase::HardBody { status } = a.phase else {
+            return;
+        };
+        let body = std::mem::take(&mut a.body).freeze();
+        let (request, provider) = (a.request, self.providers[a.provider.0].name.clone());
+        // The connection may still be open (limit or timer hit): tell the driver to drop it.
+        self.end_attempt(now, attempt, AttemptOutcome::HardStatus { status }, true);
+        self.complete(
+            now,
+            request,
+            Err(RouteError::HardFailure {
+                provider,
+                status,
+                body,
+                attempts: Vec::new(),
+            }),
+        );
+    }
+
+    // ---- streams -----------------------------------------------------------------------------
+
+    /// Decodes parsed events; `ended` when the body is over (a stream that ends without its
+    /// terminator is broken).
+    fn on_stream_events(
+        &mut self,
+        now: Time,
+        attempt: AttemptId,
+        events: &mut Vec<SseEvent>,
+        ended: bool,
+    ) {
+        let mut items = std::mem::take(&mut self.scratch_items);
+        let mut failure = None;
+        if let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt))
+            && let Phase::Stream(stream) = &mut a.phase
+        {
+            for event in events.drain(..) {
+                if let Err(e) = stream.decoder.on_event(&event, &mut items) {
+                    failure = Some(e.0);
+                    break;
+                }
+            }
+        }
+        events.clear();
+        for item in items.drain(..) {
+            if !self.attempts.contains_key(&AttemptIdKey(attempt)) {
+                break;
+            }
+            match item {
+                StreamItem::Chunk { json, content } => {
+                    self.stream_chunk(now, attempt, json, content)
+                }
+                StreamItem::Done => self.stream_done(now, attempt),
+                StreamItem::Error { message } => {
+                    failure = Some(format!("provider sent an error event: {message}"));
+                    break;
+                }
+            }
+        }
+        self.scratch_items = items;
+        if !self.attempts.contains_key(&AttemptIdKey(attempt)) {
+            return;
+        }
+        if let Some(reason) = failure {
+            self.stream_failed(
+                now,
+                attempt,
+                AttemptOutcome::StreamFailedBeforeCommit { reason },
+                true,
+            );
+        } else if ended {
+            let reason = "connection closed before the stream finished".to_owned();
+            self.stream_failed(
+                now,
+                attempt,
+                AttemptOutcome::StreamFailedBeforeCommit { reason },
+                false,
+            );
+        }
+    }
+
+    fn stream_chunk(&mut self, now: Time, attempt: AttemptId, json: Bytes, content: bool) {
+        let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt)) else {
+            return;
+        };
+        let Phase::Stream(stream) = &mut a.phase else {
+            return;
+        };
+        let request = a.request;
+        if self
+            .requests
+            .get(&RequestIdKey(request))
+            .and_then(|s| s.committed)
+            == Some(attempt)
+        {
+            self.actions.push_back(Action::Deliver {
+                id: request,
+                chunk: json,
+            });
+        } else if content {
+            let held = std::mem::take(&mut stream.held);
+            self.commit(now, attempt);
+            for chunk in held {
+                self.actions
+                    .push_back(Action::Deliver { id: request, chunk });
+            }
+            self.actions.push_back(Action::Deliver {
+                id: request,
+                chunk: json,
+            });
+        } else {
+            stream.held.push(json);
+        }
+    }
+
+    /// This attempt is the one the caller will see: every other leg is cancelled.
+    fn commit(&mut self, now: Time, attempt: AttemptId) {
+        let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt)) else {
+            return;
+        };
+        let request = a.request;
+        // The first-token limit no longer applies.
+        a.timers.retain(|t| {
+            let first_token = matches!(t.1, Timer::FirstToken(_));
+            if first_token {
+                self.timers.remove(t);
+            }
+            !first_token
+        });
+        let Some(state) = self.requests.get_mut(&RequestIdKey(request)) else {
+            return;
+        };
+        state.committed = Some(attempt);
+        let others: SmallVec<[AttemptId; 4]> = state
+            .live
+            .iter()
+            .copied()
+            .filter(|x| *x != attempt)
+            .collect();
+        for other in others {
+            self.end_attempt(now, other, AttemptOutcome::Cancelled, true);
+        }
+    }
+
+    fn stream_done(&mut self, now: Time, attempt: AttemptId) {
+        if !self.is_committed(attempt) {
+            // A stream with no content at all (an empty answer) commits at its end.
+            let held = match self
+                .attempts
+                .get_mut(&AttemptIdKey(attempt))
+                .map(|a| &mut a.phase)
+            {
+                Some(Phase::Stream(stream)) => std::mem::take(&mut stream.held),
+                _ => return,
+            };
+            self.commit(now, attempt);
+            let request = self.attempts[&AttemptIdKey(attempt)].request;
+            for chunk in held {
+                self.actions
+                    .push_back(Action::Deliver { id: request, chunk });
+            }
+        }
+        let Some(a) = self.attempts.get(&AttemptIdKey(attempt)) else {
+            return;
+        };
+        let Phase::Stream(stream) = &a.phase else {
+            return;
+        };
+        let (request, status, provider) = (a.request, stream.status, a.provider);
+        // The terminator may arrive before the connection's end: drop the connection.
+        self.end_attempt(now, attempt, AttemptOutcome::Success { status }, true);
+        let routed = Routed {
+            provider,
+            provider_name: self.providers[provider.0].name.clone(),
+            body: Bytes::new(),
+            attempts: Vec::new(),
+        };
+        self.complete(now, request, Ok(routed));
+    }
+
+    /// A stream attempt failed: invisible failover before commit, a typed interruption after.
+    fn stream_failed(
+        &mut self,
+        now: Time,
+        attempt: AttemptId,
+        outcome: AttemptOutcome,
+        cancel: bool,
+    ) {
+        if self.is_committed(attempt) {
+            let reason = match &outcome {
+                AttemptOutcome::StreamFailedBeforeCommit { reason } => reason.clone(),
+                AttemptOutcome::Transport(kind) => kind.to_string(),
+                AttemptOutcome::BodyTooLarge { limit } => format!("stream exceeded {limit} bytes"),
+                other => format!("{other:?}"),
+            };
+            self.interrupt_stream(now, attempt, reason);
+        } else {
+            self.soft_fail(now, attempt, outcome, cancel);
+        }
+    }
+
+    fn interrupt_stream(&mut self, now: Time, attempt: AttemptId, reason: String) {
+        let Some(a) = self.attempts.get(&AttemptIdKey(attempt)) else {
+            return;
+        };
+        let (request, provider) = (a.request, self.providers[a.provider.0].name.clone());
+        let outcome = AttemptOutcome::StreamInterrupted {
+            reason: reason.clone(),
+        };
+        self.end_attempt(now, attempt, outcome, true);
+        self.complete(
+            now,
+            request,
+            Err(RouteError::StreamInterrupted {
+                provider,
+                reason,
+                attempts: Vec::new(),
+            }),
+        );
+    }
+}
+
+fn set_attempts(error: &mut RouteError, records: Vec<AttemptRecord>) {
+    match error {
+        RouteError::HardFailure { attempts, .. }
+        | RouteError::AllProvidersFailed { attempts }
+        | RouteError::DeadlineExceeded { attempts, .. }
+        | RouteError::RateLimited { attempts, .. }
+        | RouteError::StreamInterrupted { attempts, .. }
+        | RouteError::Unsupported { attempts, .. }
+        | RouteError::Cancelled { attempts } => *attempts = records,
+    }
+}
+
+#[cfg(test)]
+mod tests;

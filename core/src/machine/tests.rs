@@ -1,0 +1,370 @@
+//! Behaviour of the machine on hand-written input sequences, one rule per test.
+
+use super::*;
+use crate::config::RouterConfig;
+
+const OK_BODY: &str = include_str!("../../../tests/fixtures/openai/responses/chat_text_stop.json");
+
+fn config(extra: &str, n: usize) -> RouterConfig {
+    let providers: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"name":"p{i}","kind":"openai","base_url":"https://p{i}.test/v1","api_key":"sk-{i}"}}"#))
+        .collect();
+    let json = format!(r#"{{"providers":[{}]{extra}}}"#, providers.join(","));
+    RouterConfig::from_json(json.as_bytes()).unwrap()
+}
+
+fn request() -> ChatRequest {
+    ChatRequest::from_json(
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#.to_owned(),
+    )
+    .unwrap()
+}
+
+struct Harness {
+    m: RouterMachine,
+    now: Time,
+}
+
+impl Harness {
+    fn new(extra: &str, n: usize) -> Self {
+        Harness {
+            m: RouterMachine::new(config(extra, n), 1).unwrap(),
+            now: Time::ZERO,
+        }
+    }
+    fn actions(&mut self) -> Vec<Action> {
+        std::iter::from_fn(|| self.m.poll_action()).collect()
+    }
+    fn start(&mut self, id: u64) -> Vec<Action> {
+        self.m
+            .handle_input(
+                self.now,
+                Input::Request {
+                    id: RequestId(id),
+                    request: request(),
+                },
+            )
+            .unwrap();
+        self.actions()
+    }
+    fn respond(
+        &mut self,
+        attempt: AttemptId,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Vec<Action> {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let m = &mut self.m;
+        m.handle_input(
+            self.now,
+            Input::ResponseHead {
+                attempt,
+                status,
+                headers: map,
+            },
+        )
+        .unwrap();
+        m.handle_input(
+            self.now,
+            Input::ResponseBody {
+                attempt,
+                chunk: Bytes::from(body.to_owned()),
+            },
+        )
+        .unwrap();
+        m.handle_input(self.now, Input::ResponseEnd { attempt })
+            .unwrap();
+        self.actions()
+    }
+    fn advance(&mut self, ms: u64) -> Vec<Action> {
+        self.now = self.now + Duration::from_millis(ms);
+        self.m.handle_timeout(self.now);
+        self.actions()
+    }
+}
+
+fn sends(actions: &[Action]) -> Vec<(AttemptId, usize)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                attempt, provider, ..
+            } => Some((*attempt, provider.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn cancels(actions: &[Action]) -> Vec<AttemptId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Cancel { attempt } => Some(*attempt),
+            _ => None,
+        })
+        .collect()
+}
+
+fn outcome(actions: &[Action]) -> &Result<Routed, RouteError> {
+    let completes: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Complete { outcome, .. } => Some(outcome),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(completes.len(), 1, "exactly one Complete in {actions:?}");
+    completes[0]
+}
+
+#[test]
+fn sequential_success_passes_the_body_through() {
+    let mut h = Harness::new("", 3);
+    let a = h.start(1);
+    let s = sends(&a);
+    assert_eq!(s.len(), 1);
+    let Action::Send { request, .. } = &a[0] else {
+        panic!()
+    };
+    assert_eq!(request.uri(), "https://p0.test/v1/chat/completions");
+    assert_eq!(request.headers()["authorization"], "Bearer sk-0");
+    let done = h.respond(s[0].0, 200, &[], OK_BODY);
+    let routed = outcome(&done).as_ref().unwrap();
+    assert_eq!(routed.body, OK_BODY.as_bytes());
+    assert_eq!(&*routed.provider_name, "p0");
+    assert_eq!(routed.attempts.len(), 1);
+    assert_eq!(h.m.requests_in_flight() + h.m.attempts_in_flight(), 0);
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
+#[test]
+fn soft_failures_fall_through_in_order() {
+    for status in [408, 429, 500, 502, 503, 504, 529] {
+        let mut h = Harness::new("", 3);
+        let first = sends(&h.start(1));
+        let second = sends(&h.respond(first[0].0, status, &[], "{}"));
+        assert_eq!(
+            second.iter().map(|s| s.1).collect::<Vec<_>>(),
+            vec![1],
+            "status {status}"
+        );
+        let done = h.respond(second[0].0, 200, &[], OK_BODY);
+        let routed = outcome(&done).as_ref().unwrap();
+        assert_eq!(routed.provider.0, 1);
+        assert_eq!(
+            routed.attempts[0].outcome,
+            AttemptOutcome::SoftStatus { status }
+        );
+    }
+}
+
+#[test]
+fn hard_failure_surfaces_at_once_and_is_never_resent() {
+    for status in [400, 401, 403, 404, 422] {
+        let mut h = Harness::new("", 3);
+        let first = sends(&h.start(1));
+        let done = h.respond(first[0].0, status, &[], r#"{"error":{"message":"bad"}}"#);
+        assert!(sends(&done).is_empty());
+        match outcome(&done) {
+            Err(RouteError::HardFailure {
+                provider,
+                status: s,
+                body,
+                attempts,
+            }) => {
+                assert_eq!((&**provider, *s), ("p0", status));
+                assert!(body.starts_with(b"{\"error\""));
+                assert_eq!(attempts.len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn all_soft_failures_list_every_attempt() {
+    let mut h = Harness::new("", 3);
+    let mut attempt = sends(&h.start(1))[0].0;
+    let mut last = Vec::new();
+    for _ in 0..3 {
+        last = h.respond(attempt, 503, &[], "");
+        if let Some(s) = sends(&last).first() {
+            attempt = s.0;
+        }
+    }
+    let Err(RouteError::AllProvidersFailed { attempts }) = outcome(&last) else {
+        panic!()
+    };
+    let names: Vec<_> = attempts.iter().map(|a| &*a.provider_name).collect();
+    assert_eq!(names, ["p0", "p1", "p2"]);
+    assert!(
+        outcome(&last)
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("p2 status 503")
+    );
+}
+
+#[test]
+fn transport_errors_and_invalid_bodies_are_soft() {
+    let mut h = Harness::new("", 3);
+    let a0 = sends(&h.start(1))[0].0;
+    h.m.handle_input(
+        h.now,
+        Input::TransportError {
+            attempt: a0,
+            kind: TransportErrorKind::Refused,
+        },
+    )
+    .unwrap();
+    let a1 = sends(&h.actions())[0].0;
+    let next = h.respond(a1, 200, &[], "<html>oops</html>");
+    let a2 = sends(&next)[0];
+    assert_eq!(a2.1, 2);
+    let done = h.respond(a2.0, 200, &[], OK_BODY);
+    let routed = outcome(&done).as_ref().unwrap();
+    assert_eq!(
+        routed.attempts[0].outcome,
+        AttemptOutcome::Transport(TransportErrorKind::Refused)
+    );
+    assert!(matches!(
+        routed.attempts[1].outcome,
+        AttemptOutcome::InvalidBody { status: 200, .. }
+    ));
+}
+
+#[test]
+fn hedged_fires_k_legs_and_the_first_success_cancels_the_rest() {
+    let mut h = Harness::new(r#","policy":"hedged","hedge_k":2"#, 3);
+    let legs = sends(&h.start(1));
+    assert_eq!(legs.iter().map(|s| s.1).collect::<Vec<_>>(), vec![0, 1]);
+    let done = h.respond(legs[1].0, 200, &[], OK_BODY);
+    assert_eq!(cancels(&done), vec![legs[0].0]);
+    let routed = outcome(&done).as_ref().unwrap();
+    assert_eq!(routed.provider.0, 1);
+    assert_eq!(routed.attempts[0].outcome, AttemptOutcome::Cancelled);
+    // A late answer from the loser is ignored.
+    assert!(h.respond(legs[0].0, 200, &[], OK_BODY).is_empty());
+}
+
+#[test]
+fn hedged_soft_failure_starts_the_next_untried_provider() {
+    let mut h = Harness::new(r#","policy":"hedged","hedge_k":2"#, 3);
+    let legs = sends(&h.start(1));
+    let next = sends(&h.respond(legs[0].0, 500, &[], ""));
+    assert_eq!(next.iter().map(|s| s.1).collect::<Vec<_>>(), vec![2]);
+}
+
+#[test]
+fn delayed_hedge_fires_only_without_an_answer() {
+    let mut h = Harness::new(r#","policy":"hedged","hedge_k":2,"hedge_delay_ms":50"#, 3);
+    let legs = sends(&h.start(1));
+    assert_eq!(legs.len(), 1);
+    assert_eq!(h.m.poll_timeout(), Some(Time::from_millis(50)));
+    assert!(h.advance(49).is_empty());
+    let hedge = sends(&h.advance(1));
+    assert_eq!(hedge.iter().map(|s| s.1).collect::<Vec<_>>(), vec![1]);
+    // A fast answer means no hedge at all.
+    let mut h = Harness::new(r#","policy":"hedged","hedge_k":2,"hedge_delay_ms":50"#, 3);
+    let legs = sends(&h.start(1));
+    outcome(&h.respond(legs[0].0, 200, &[], OK_BODY));
+    assert!(h.advance(100).is_empty());
+}
+
+#[test]
+fn per_attempt_timeout_is_soft_and_the_deadline_ends_everything() {
+    let json = r#"{"providers":[
+        {"name":"slow","kind":"openai","base_url":"https://a.test","timeout_ms":100},
+        {"name":"b","kind":"openai","base_url":"https://b.test"}],"deadline_ms":250}"#;
+    let mut h = Harness {
+        m: RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap(),
+        now: Time::ZERO,
+    };
+    let a0 = sends(&h.start(1))[0].0;
+    let after = h.advance(100);
+    assert_eq!(cancels(&after), vec![a0]);
+    let a1 = sends(&after)[0].0;
+    let end = h.advance(150);
+    assert_eq!(cancels(&end), vec![a1]);
+    match outcome(&end) {
+        Err(RouteError::DeadlineExceeded { deadline, attempts }) => {
+            assert_eq!(*deadline, Duration::from_millis(250));
+            assert_eq!(attempts[0].outcome, AttemptOutcome::TimedOut);
+            assert_eq!(attempts[1].outcome, AttemptOutcome::Cancelled);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
+#[test]
+fn body_over_the_limit_is_soft() {
+    let mut h = Harness::new(r#","max_response_bytes":100"#, 2);
+    let a0 = sends(&h.start(1))[0].0;
+    let next = h.respond(a0, 200, &[], OK_BODY);
+    assert_eq!(cancels(&next), vec![a0]);
+    assert_eq!(sends(&next)[0].1, 1);
+}
+
+#[test]
+fn caller_cancel_completes_once_and_closes_attempts() {
+    let mut h = Harness::new(r#","policy":"hedged","hedge_k":2"#, 2);
+    let legs = sends(&h.start(1));
+    h.m.handle_input(h.now, Input::Cancel { id: RequestId(1) })
+        .unwrap();
+    let a = h.actions();
+    assert_eq!(cancels(&a), vec![legs[0].0, legs[1].0]);
+    assert!(matches!(outcome(&a), Err(RouteError::Cancelled { .. })));
+    h.m.handle_input(h.now, Input::Cancel { id: RequestId(1) })
+        .unwrap();
+    assert!(h.actions().is_empty());
+}
+
+#[test]
+fn duplicate_request_ids_are_misuse() {
+    let mut h = Harness::new("", 1);
+    h.start(1);
+    let err = h.m.handle_input(
+        h.now,
+        Input::Request {
+            id: RequestId(1),
+            request: request(),
+        },
+    );
+    assert_eq!(err, Err(InputError::DuplicateRequest(RequestId(1))));
+}
+
+#[test]
+fn max_attempts_caps_the_fallthrough() {
+    let mut h = Harness::new(r#","max_attempts":2"#, 3);
+    let a0 = sends(&h.start(1))[0].0;
+    let a1 = sends(&h.respond(a0, 503, &[], ""))[0].0;
+    let done = h.respond(a1, 503, &[], "");
+    assert!(sends(&done).is_empty());
+    assert!(
+        matches!(outcome(&done), Err(RouteError::AllProvidersFailed { attempts }) if attempts.len() == 2)
+    );
+}
+
+#[test]
+fn model_map_renames_the_model_for_a_provider() {
+    let json = r#"{"providers":[{"name":"a","kind":"openai","base_url":"https://a.test","model_map":{"gpt-4o":"llama-3.3-70b"}}]}"#;
+    let mut h = Harness {
+        m: RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap(),
+        now: Time::ZERO,
+    };
+    let a = h.start(1);
+    let Action::Send { request, .. } = &a[0] else {
+        panic!()
+    };
+    let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+    assert_eq!(body["model"], "llama-3.3-70b");
+}
