@@ -389,7 +389,7 @@ mod tests {
         );
         assert_eq!(
             err(&format!(r#"{{"providers":[{P}],"polcy":"hedged"}}"#)).field(),
-            "<root>"
+            "polcy"
         );
         assert_eq!(err(r#"[1]"#).field(), "<root>");
     }
