@@ -161,6 +161,13 @@ pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(120);
 impl RouterConfig {
     /// Parses and validates a JSON configuration.
     pub fn from_json(json: &[u8]) -> Result<Self, ConfigError> {
+        // serde would accept a struct written as an array; a config is always an object.
+        if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ConfigError::Parse {
+                field: "<root>".to_owned(),
+                message: "the router config must be a JSON object".to_owned(),
+            });
+        }
         let mut de = serde_json::Deserializer::from_slice(json);
         let config: RouterConfig =
             serde_path_to_error::deserialize(&mut de).map_err(|err| ConfigError::Parse {
