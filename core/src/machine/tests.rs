@@ -368,3 +368,152 @@ fn model_map_renames_the_model_for_a_provider() {
     let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
     assert_eq!(body["model"], "llama-3.3-70b");
 }
+
+// ---- streaming ---------------------------------------------------------------------------------
+
+const OPENAI_STREAM: &str = include_str!("../../../tests/fixtures/openai/streams/chat_text_stop_with_usage.sse");
+const ANTHROPIC_STREAM: &str = include_str!("../../../tests/fixtures/anthropic/streams/text_basic.sse");
+
+fn stream_request() -> ChatRequest {
+    ChatRequest::from_json(
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}"#
+            .to_owned(),
+    )
+    .unwrap()
+}
+
+fn mixed_config(extra: &str) -> RouterConfig {
+    let json = format!(
+        r#"{{"providers":[
+        {{"name":"oa","kind":"openai","base_url":"https://oa.test/v1"}},
+        {{"name":"an","kind":"anthropic","base_url":"https://an.test/v1","api_key":"sk-ant","model":"claude-sonnet-4-5"}}]{extra}}}"#
+    );
+    RouterConfig::from_json(json.as_bytes()).unwrap()
+}
+
+fn start_stream(m: &mut RouterMachine) -> Vec<Action> {
+    m.handle_input(Time::ZERO, Input::Request { id: RequestId(7), request: stream_request() }).unwrap();
+    std::iter::from_fn(|| m.poll_action()).collect()
+}
+
+fn feed(m: &mut RouterMachine, attempt: AttemptId, status: u16, pieces: &[&str], end: bool) -> Vec<Action> {
+    let now = Time::ZERO;
+    m.handle_input(now, Input::ResponseHead { attempt, status, headers: http::HeaderMap::new() }).unwrap();
+    for piece in pieces {
+        m.handle_input(now, Input::ResponseBody { attempt, chunk: Bytes::from(piece.to_string()) }).unwrap();
+    }
+    if end {
+        m.handle_input(now, Input::ResponseEnd { attempt }).unwrap();
+    }
+    std::iter::from_fn(|| m.poll_action()).collect()
+}
+
+fn delivered(actions: &[Action]) -> Vec<serde_json::Value> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Deliver { chunk, .. } => Some(serde_json::from_slice(chunk).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn text_of(chunks: &[serde_json::Value]) -> String {
+    chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect()
+}
+
+#[test]
+fn openai_stream_passes_through_every_chunk() {
+    let mut m = RouterMachine::new(mixed_config(""), 1).unwrap();
+    let a = sends(&start_stream(&mut m))[0].0;
+    // Split the recording at odd places: the events must not change.
+    let (x, y) = OPENAI_STREAM.split_at(333);
+    let out = feed(&mut m, a, 200, &[x, y], true);
+    let chunks = delivered(&out);
+    let expected = OPENAI_STREAM.lines().filter(|l| l.starts_with("data: {")).count();
+    assert_eq!(chunks.len(), expected);
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    assert!(chunks.last().unwrap()["usage"]["total_tokens"].is_number());
+    assert!(outcome(&out).is_ok());
+}
+
+#[test]
+fn anthropic_stream_is_translated_after_failover() {
+    let mut m = RouterMachine::new(mixed_config(""), 1).unwrap();
+    let a0 = sends(&start_stream(&mut m))[0].0;
+    let next = feed(&mut m, a0, 529, &[], false);
+    let (a1, provider) = sends(&next)[0];
+    assert_eq!(provider, 1);
+    let Action::Send { request, .. } = next.iter().find(|a| matches!(a, Action::Send { .. })).unwrap() else {
+        unreachable!()
+    };
+    assert_eq!(request.uri(), "https://an.test/v1/messages");
+    assert_eq!(request.headers()["x-api-key"], "sk-ant");
+    let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+    assert_eq!(body["model"], "claude-sonnet-4-5");
+    let out = feed(&mut m, a1, 200, &[ANTHROPIC_STREAM], true);
+    let chunks = delivered(&out);
+    assert_eq!(text_of(&chunks), "Hello there!");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let routed = outcome(&out).as_ref().unwrap();
+    assert_eq!(&*routed.provider_name, "an");
+    assert_eq!(routed.attempts[0].outcome, AttemptOutcome::SoftStatus { status: 529 });
+}
+
+#[test]
+fn stream_error_before_commit_fails_over_invisibly() {
+    let mut m = RouterMachine::new(mixed_config(""), 1).unwrap();
+    let a0 = sends(&start_stream(&mut m))[0].0;
+    let role = "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n";
+    let error = "data: {\"error\":{\"message\":\"The server had an error\",\"type\":\"server_error\"}}\n\n";
+    let out = feed(&mut m, a0, 200, &[role, error], false);
+    assert!(delivered(&out).is_empty(), "nothing of the failed attempt reaches the caller");
+    assert_eq!(cancels(&out), vec![a0]);
+    let a1 = sends(&out)[0].0;
+    let out = feed(&mut m, a1, 200, &[ANTHROPIC_STREAM], true);
+    assert_eq!(text_of(&delivered(&out)), "Hello there!");
+}
+
+#[test]
+fn stream_cut_after_commit_is_a_typed_interruption() {
+    let mut m = RouterMachine::new(mixed_config(""), 1).unwrap();
+    let a0 = sends(&start_stream(&mut m))[0].0;
+    let half = &OPENAI_STREAM[..OPENAI_STREAM.len() / 2];
+    let out = feed(&mut m, a0, 200, &[half], true);
+    assert!(!delivered(&out).is_empty());
+    assert!(sends(&out).is_empty(), "a committed stream never fails over");
+    match outcome(&out) {
+        Err(RouteError::StreamInterrupted { provider, .. }) => assert_eq!(&**provider, "oa"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn hedged_streams_first_to_commit_wins() {
+    let mut m = RouterMachine::new(mixed_config(r#","policy":"hedged","hedge_k":2"#), 1).unwrap();
+    let legs = sends(&start_stream(&mut m));
+    assert_eq!(legs.len(), 2);
+    // The Anthropic leg commits first; the OpenAI leg is cancelled and its bytes never delivered.
+    let out = feed(&mut m, legs[1].0, 200, &[ANTHROPIC_STREAM], false);
+    assert_eq!(cancels(&out), vec![legs[0].0]);
+    assert!(feed(&mut m, legs[0].0, 200, &[OPENAI_STREAM], true).is_empty());
+    let out: Vec<Action> = {
+        m.handle_input(Time::ZERO, Input::ResponseEnd { attempt: legs[1].0 }).unwrap();
+        std::iter::from_fn(|| m.poll_action()).collect()
+    };
+    assert!(outcome(&out).is_ok());
+}
+
+#[test]
+fn anthropic_nonstream_response_is_translated_and_unsupported_fields_are_typed() {
+    let json = r#"{"providers":[{"name":"an","kind":"anthropic","base_url":"https://an.test/v1","model":"claude"}]}"#;
+    let mut m = RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap();
+    let request = ChatRequest::from_json(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"n":3}"#.to_owned()).unwrap();
+    m.handle_input(Time::ZERO, Input::Request { id: RequestId(1), request }).unwrap();
+    let out: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
+    assert!(sends(&out).is_empty(), "nothing is sent for a request the provider cannot express");
+    match outcome(&out) {
+        Err(RouteError::Unsupported { provider, field, .. }) => assert_eq!((&**provider, field.as_str()), ("an", "n")),
+        other => panic!("{other:?}"),
+    }
+}
