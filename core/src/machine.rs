@@ -633,13 +633,8 @@ impl RouterMachine {
             Timer::CooldownWake(id) => self.fill(now, id),
             Timer::AttemptTimeout(attempt) => self.timed_out(now, attempt),
             Timer::FirstToken(attempt) => {
-                let uncommitted = self.attempts.get(&AttemptIdKey(attempt)).is_some_and(|a| {
-                    self.requests
-                        .get(&RequestIdKey(a.request))
-                        .is_some_and(|s| s.committed != Some(attempt))
-                });
-                if uncommitted {
-                    self.soft_fail(now, attempt, AttemptOutcome::TimedOut, true);
+                if !self.is_committed(attempt) {
+                    self.timed_out(now, attempt);
                 }
             }
         }

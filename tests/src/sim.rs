@@ -111,6 +111,8 @@ struct Sim<'a> {
     report: SimReport,
     hasher: DefaultHasher,
     deadline: Option<Duration>,
+    /// `F3DX_SIM_TRACE=1` prints every input and action.
+    verbose: bool,
 }
 
 impl<'a> Sim<'a> {
@@ -142,6 +144,7 @@ impl<'a> Sim<'a> {
             },
             hasher: DefaultHasher::new(),
             deadline: scenario.config.deadline_ms.map(|ms| Duration::from_millis(ms as u64)),
+            verbose: std::env::var_os("F3DX_SIM_TRACE").is_some(),
         }
     }
 
@@ -183,6 +186,9 @@ impl<'a> Sim<'a> {
     }
 
     fn on_event(&mut self, event: Event) {
+        if self.verbose {
+            println!("{:>12?} <- {event:?}", self.now - Time::ZERO);
+        }
         match event {
             Event::Arrive(i) => {
                 let id = RequestId(i as u64);
@@ -344,6 +350,9 @@ impl<'a> Sim<'a> {
     }
 
     fn trace(&mut self, action: &Action) {
+        if self.verbose {
+            println!("{:>12?} -> {action:?}", self.now - Time::ZERO);
+        }
         self.now.hash(&mut self.hasher);
         match action {
             Action::Send { id, attempt, provider, request } => {
