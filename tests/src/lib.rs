@@ -1,1 +1,3 @@
 //! f3dx-router-testkit
+
+pub mod spec;
