@@ -1,4 +1,5 @@
-//! f3dx-router-testkit: the deterministic simulator, spec validation, and (later) the mock
-//! provider server and the conformance suite every driver must pass.
+//! f3dx-router-testkit: the deterministic simulator, OpenAI spec validation, and (as drivers land)
+//! the mock provider server and the conformance suite every driver must pass.
 
 pub mod sim;
+pub mod spec;
