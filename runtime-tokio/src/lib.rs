@@ -1,0 +1,1 @@
+//! f3dx-router-tokio: the reference driver (in progress).
