@@ -517,3 +517,81 @@ fn anthropic_nonstream_response_is_translated_and_unsupported_fields_are_typed()
         other => panic!("{other:?}"),
     }
 }
+
+// ---- Retry-After cooldowns ---------------------------------------------------------------------
+
+#[test]
+fn retry_after_cools_a_provider_down_for_later_requests() {
+    let mut h = Harness::new("", 2);
+    let a0 = sends(&h.start(1))[0].0;
+    let a1 = sends(&h.respond(a0, 429, &[("retry-after", "2")], ""))[0];
+    outcome(&h.respond(a1.0, 200, &[], OK_BODY));
+    // The next request skips p0 without sending to it...
+    h.now = Time::from_millis(1999);
+    assert_eq!(sends(&h.start(2))[0].1, 1);
+    // ...until the cooldown is over.
+    h.now = Time::from_millis(2000);
+    assert_eq!(sends(&h.start(3))[0].1, 0);
+}
+
+#[test]
+fn retry_after_ms_and_http_dates_are_read() {
+    let mut h = Harness::new("", 2);
+    let a0 = sends(&h.start(1))[0].0;
+    let date = [("date", "Fri, 29 Sep 2023 16:26:37 GMT"), ("retry-after", "Fri, 29 Sep 2023 16:26:47 GMT")];
+    let a1 = sends(&h.respond(a0, 503, &date, ""))[0];
+    let done = h.respond(a1.0, 429, &[("retry-after-ms", "1500")], "");
+    assert!(matches!(outcome(&done), Err(RouteError::AllProvidersFailed { .. })));
+    // p0 cools for 10 s (the date is read against the response's own Date), p1 for 1.5 s: a new
+    // request waits for p1 rather than failing.
+    let waiting = h.start(2);
+    assert!(waiting.is_empty());
+    assert_eq!(h.m.poll_timeout(), Some(Time::from_millis(1500)));
+    assert_eq!(sends(&h.advance(1500))[0].1, 1);
+}
+
+#[test]
+fn every_provider_cooling_past_the_deadline_is_a_typed_rate_limit() {
+    let mut h = Harness::new(r#","deadline_ms":1000"#, 2);
+    let a0 = sends(&h.start(1))[0].0;
+    let a1 = sends(&h.respond(a0, 429, &[("retry-after", "5")], ""))[0].0;
+    outcome(&h.respond(a1, 429, &[("retry-after", "3")], ""));
+    h.now = Time::from_millis(10);
+    let a = h.start(2);
+    assert!(sends(&a).is_empty(), "nothing is sent to cooling providers");
+    match outcome(&a) {
+        Err(RouteError::RateLimited { retry_after, attempts }) => {
+            assert_eq!(*retry_after, Duration::from_millis(2990));
+            assert!(attempts.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_cooldown_that_fits_the_deadline_is_waited_out() {
+    let mut h = Harness::new(r#","deadline_ms":5000"#, 1);
+    let a0 = sends(&h.start(1))[0].0;
+    outcome(&h.respond(a0, 429, &[("retry-after", "1")], ""));
+    let a = h.start(2);
+    assert!(a.is_empty(), "waits for the provider instead of failing");
+    let resumed = h.advance(1000);
+    assert_eq!(sends(&resumed)[0].1, 0);
+}
+
+#[test]
+fn implausible_retry_after_values_follow_the_sdks() {
+    // Garbage, zero and negative are ignored (no cooldown); longer than the cap cools for the cap.
+    for (value, cooled_ms) in [("soon", None), ("0", None), ("-10", None), ("99999999999999999999", Some(120_000))] {
+        let mut h = Harness::new("", 2);
+        let a0 = sends(&h.start(1))[0].0;
+        let a1 = sends(&h.respond(a0, 429, &[("retry-after", value)], ""))[0].0;
+        outcome(&h.respond(a1, 200, &[], OK_BODY));
+        let first_choice = sends(&h.start(2))[0].1;
+        assert_eq!(first_choice == 1, cooled_ms.is_some(), "retry-after {value:?}");
+        if let Some(ms) = cooled_ms {
+            h.now = Time::from_millis(ms);
+            assert_eq!(sends(&h.start(3))[0].1, 0);
+        }
+    }
+}
