@@ -209,6 +209,9 @@ pub struct RouterMachine {
     next_attempt: u64,
     #[allow(dead_code)] // reserved for weighted and randomized policies
     rng: Rng,
+    /// Unix time at the driver's `Time::ZERO`, if the driver told us: the fallback for `created`
+    /// and for `Retry-After` dates when a response carries no `Date` header.
+    unix_at_zero: Option<Duration>,
     /// Scratch buffers reused across inputs so decoding a stream allocates nothing per event.
     scratch_events: Vec<SseEvent>,
     scratch_items: Vec<StreamItem>,
@@ -250,9 +253,22 @@ impl RouterMachine {
             actions: VecDeque::new(),
             next_attempt: 0,
             rng: Rng::new(seed),
+            unix_at_zero: None,
             scratch_events: Vec::new(),
             scratch_items: Vec::new(),
         })
+    }
+
+    /// Tells the machine the Unix time of the driver's `Time::ZERO` (read once from the wall
+    /// clock by the driver), so translated responses get a real `created` even when a provider
+    /// sends no `Date` header. The machine itself still reads no clock.
+    pub fn set_unix_time_at_zero(&mut self, unix: Duration) {
+        self.unix_at_zero = Some(unix);
+    }
+
+    /// Unix seconds at `now`, if the driver gave the wall clock.
+    fn unix_now(&self, now: Time) -> Option<u64> {
+        self.unix_at_zero.map(|zero| (zero + (now - Time::ZERO)).as_secs())
     }
 
     /// The configured providers, indexed by [`ProviderId`].
@@ -678,7 +694,8 @@ impl RouterMachine {
         let date = headers
             .get(http::header::DATE)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_http_date);
+            .and_then(parse_http_date)
+            .or_else(|| self.unix_now(now));
         match status {
             200..=299 => {
                 let Some(state) = self.requests.get(&RequestIdKey(request_id)) else {

@@ -5,6 +5,7 @@
 //! `poll_timeout`), so a minute of simulated traffic takes milliseconds, and one `u64` seed fixes
 //! the whole run: the machine's seed, each provider's draws and the workload.
 
+use crate::spec::OpenAiSpec;
 use bytes::Bytes;
 use f3dx_router_core::mock::{MockOutcome, MockProvider};
 use f3dx_router_core::rng::Rng;
@@ -280,6 +281,9 @@ impl<'a> Sim<'a> {
                     let w = self.watch(id, "Deliver");
                     assert!(w.stream, "seed {seed}: {id} got a chunk but did not stream");
                     let chunk: serde_json::Value = serde_json::from_slice(&chunk).expect("delivered chunk is JSON");
+                    if let Err(errors) = OpenAiSpec::get().validate_stream_chunk(&chunk) {
+                        panic!("seed {seed}: delivered chunk breaks the OpenAI spec: {errors:?}\n{chunk}");
+                    }
                     let from = chunk["id"].as_str().unwrap_or_default().to_owned();
                     match &w.delivered_from {
                         None => w.delivered_from = Some(from),
@@ -306,7 +310,16 @@ impl<'a> Sim<'a> {
                     let latency = now - w.arrived;
                     self.report.latencies.push(latency);
                     match outcome {
-                        Ok(_) => self.report.succeeded += 1,
+                        Ok(routed) => {
+                            self.report.succeeded += 1;
+                            if !routed.body.is_empty() {
+                                let body: serde_json::Value =
+                                    serde_json::from_slice(&routed.body).expect("response is JSON");
+                                if let Err(errors) = OpenAiSpec::get().validate_response(&body) {
+                                    panic!("seed {seed}: response breaks the OpenAI spec: {errors:?}\n{body}");
+                                }
+                            }
+                        }
                         Err(e) => *self.report.errors.entry(error_kind(&e)).or_default() += 1,
                     }
                 }
