@@ -25,7 +25,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
 
 /// Something that happened, fed to [`RouterMachine::handle_input`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Input {
     /// The caller wants `request` routed. `id` must not be in flight already.
@@ -268,7 +268,8 @@ impl RouterMachine {
 
     /// Unix seconds at `now`, if the driver gave the wall clock.
     fn unix_now(&self, now: Time) -> Option<u64> {
-        self.unix_at_zero.map(|zero| (zero + (now - Time::ZERO)).as_secs())
+        self.unix_at_zero
+            .map(|zero| (zero + (now - Time::ZERO)).as_secs())
     }
 
     /// The configured providers, indexed by [`ProviderId`].

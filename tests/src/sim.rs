@@ -5,14 +5,14 @@
 //! `poll_timeout`), so a minute of simulated traffic takes milliseconds, and one `u64` seed fixes
 //! the whole run: the machine's seed, each provider's draws and the workload.
 
-use crate::spec::OpenAiSpec;
+use crate::rules::RuleChecker;
 use bytes::Bytes;
 use f3dx_router_core::mock::{MockOutcome, MockProvider};
 use f3dx_router_core::rng::Rng;
 use f3dx_router_core::{
     Action, AttemptId, ChatRequest, Input, RequestId, RouteError, RouterConfig, RouterMachine, Time,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
@@ -63,7 +63,8 @@ impl SimReport {
         if self.latencies.is_empty() {
             return Duration::ZERO;
         }
-        let rank = ((self.latencies.len() as f64 * q).ceil() as usize).clamp(1, self.latencies.len());
+        let rank =
+            ((self.latencies.len() as f64 * q).ceil() as usize).clamp(1, self.latencies.len());
         self.latencies[rank - 1]
     }
 
@@ -81,18 +82,6 @@ enum Event {
     Feed(Input),
 }
 
-/// The invariant checker's view of one request.
-#[derive(Debug, Default)]
-struct Watch {
-    arrived: Time,
-    completed: bool,
-    open: HashSet<AttemptId>,
-    hard_failed: bool,
-    /// `id` of the stream chunks delivered: all must come from one attempt.
-    delivered_from: Option<String>,
-    stream: bool,
-}
-
 /// Runs `scenario` with `seed`; panics with the seed and the broken rule if any rule breaks.
 pub fn run(scenario: &Scenario, seed: u64) -> SimReport {
     Sim::new(scenario, seed).run()
@@ -107,11 +96,11 @@ struct Sim<'a> {
     now: Time,
     queue: BTreeMap<(Time, u64), Event>,
     seq: u64,
-    watches: HashMap<RequestId, Watch>,
-    attempt_owner: HashMap<AttemptId, RequestId>,
+    rules: RuleChecker,
+    /// Arrival time of each request, for its latency.
+    arrived: HashMap<RequestId, Time>,
     report: SimReport,
     hasher: DefaultHasher,
-    deadline: Option<Duration>,
     /// `F3DX_SIM_TRACE=1` prints every input and action.
     verbose: bool,
 }
@@ -119,13 +108,19 @@ struct Sim<'a> {
 impl<'a> Sim<'a> {
     fn new(scenario: &'a Scenario, seed: u64) -> Self {
         let mut rng = Rng::new(seed);
-        let machine = RouterMachine::new(scenario.config.clone(), rng.next_u64()).expect("scenario config is valid");
+        let machine = RouterMachine::new(scenario.config.clone(), rng.next_u64())
+            .expect("scenario config is valid");
         let mocks = scenario
             .config
             .providers
             .iter()
             .enumerate()
-            .map(|(i, p)| MockProvider::new(p.mock.clone().unwrap_or_default(), rng.fork(i as u64).next_u64()))
+            .map(|(i, p)| {
+                MockProvider::new(
+                    p.mock.clone().unwrap_or_default(),
+                    rng.fork(i as u64).next_u64(),
+                )
+            })
             .collect();
         Sim {
             scenario,
@@ -136,15 +131,20 @@ impl<'a> Sim<'a> {
             now: Time::ZERO,
             queue: BTreeMap::new(),
             seq: 0,
-            watches: HashMap::new(),
-            attempt_owner: HashMap::new(),
+            rules: RuleChecker::new(
+                scenario
+                    .config
+                    .deadline_ms
+                    .map(|ms| Duration::from_millis(ms as u64)),
+                true,
+            ),
+            arrived: HashMap::new(),
             report: SimReport {
                 seed,
                 requests: scenario.requests,
                 ..SimReport::default()
             },
             hasher: DefaultHasher::new(),
-            deadline: scenario.config.deadline_ms.map(|ms| Duration::from_millis(ms as u64)),
             verbose: std::env::var_os("F3DX_SIM_TRACE").is_some(),
         }
     }
@@ -190,157 +190,66 @@ impl<'a> Sim<'a> {
         if self.verbose {
             println!("{:>12?} <- {event:?}", self.now - Time::ZERO);
         }
-        match event {
+        let input = match event {
             Event::Arrive(i) => {
                 let id = RequestId(i as u64);
                 let stream = self.rng.next_f64() < self.scenario.stream_share;
                 let body = format!(
                     r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"question {i}"}}],"stream":{stream}{}}}"#,
-                    if stream { r#","stream_options":{"include_usage":true}"# } else { "" }
+                    if stream {
+                        r#","stream_options":{"include_usage":true}"#
+                    } else {
+                        ""
+                    }
                 );
                 let request = ChatRequest::from_json(body).expect("simulated request is valid");
-                self.watches.insert(
-                    id,
-                    Watch {
-                        arrived: self.now,
-                        stream,
-                        ..Watch::default()
-                    },
-                );
+                self.arrived.insert(id, self.now);
                 if self.rng.next_f64() < self.scenario.cancel_share {
                     let after = Duration::from_micros(self.rng.below(200_000));
                     self.schedule(self.now + after, Event::CallerCancel(id));
                 }
-                self.machine
-                    .handle_input(self.now, Input::Request { id, request })
-                    .expect("fresh request id");
+                Input::Request { id, request }
             }
-            Event::CallerCancel(id) => {
-                self.machine.handle_input(self.now, Input::Cancel { id }).expect("cancel never errs");
-            }
-            Event::Feed(input) => {
-                if let Input::ResponseHead { attempt, status, .. } = &input
-                    && (400..500).contains(status)
-                    && *status != 408
-                    && *status != 429
-                    && let Some(owner) = self.attempt_owner.get(attempt)
-                    && let Some(w) = self.watches.get_mut(owner)
-                    && w.open.contains(attempt)
-                {
-                    w.hard_failed = true;
-                }
-                let closes = match &input {
-                    Input::ResponseEnd { attempt } | Input::TransportError { attempt, .. } => Some(*attempt),
-                    _ => None,
-                };
-                self.machine.handle_input(self.now, input).expect("attempt inputs never err");
-                if let Some(attempt) = closes
-                    && let Some(owner) = self.attempt_owner.get(&attempt)
-                    && let Some(w) = self.watches.get_mut(owner)
-                {
-                    w.open.remove(&attempt);
-                }
-            }
-        }
+            Event::CallerCancel(id) => Input::Cancel { id },
+            Event::Feed(input) => input,
+        };
+        self.rules.before_input(self.now, &input);
+        self.machine
+            .handle_input(self.now, input.clone())
+            .expect("the simulator never misuses the machine");
+        self.rules.after_input(&input);
     }
 
     /// Executes every action and checks the rules after each.
     fn drain(&mut self) {
         while let Some(action) = self.machine.poll_action() {
             self.trace(&action);
+            if let Err(violation) = self.rules.on_action(self.now, &action) {
+                panic!("seed {}: {violation}", self.seed);
+            }
             match action {
                 Action::Send {
-                    id,
                     attempt,
                     provider,
                     request,
+                    ..
                 } => {
-                    let w = self.watch(id, "Send");
-                    assert!(!w.hard_failed, "seed {}: rule 3: {id} re-sent after a hard failure", self.seed);
-                    w.open.insert(attempt);
-                    if let Some(deadline) = self.deadline {
-                        let arrived = self.watches[&id].arrived;
-                        assert!(
-                            self.now < arrived + deadline,
-                            "seed {}: rule 4: {id} sent an attempt past its deadline",
-                            self.seed
-                        );
-                    }
-                    self.attempt_owner.insert(attempt, id);
                     self.report.sends += 1;
                     self.answer(attempt, provider.0, &request);
                 }
-                Action::Cancel { attempt } => {
-                    let owner = self.attempt_owner[&attempt];
-                    if let Some(w) = self.watches.get_mut(&owner) {
-                        w.open.remove(&attempt);
-                    }
-                }
-                Action::Deliver { id, chunk } => {
-                    let seed = self.seed;
-                    let w = self.watch(id, "Deliver");
-                    assert!(w.stream, "seed {seed}: {id} got a chunk but did not stream");
-                    let chunk: serde_json::Value = serde_json::from_slice(&chunk).expect("delivered chunk is JSON");
-                    if let Err(errors) = OpenAiSpec::get().validate_stream_chunk(&chunk) {
-                        panic!("seed {seed}: delivered chunk breaks the OpenAI spec: {errors:?}\n{chunk}");
-                    }
-                    let from = chunk["id"].as_str().unwrap_or_default().to_owned();
-                    match &w.delivered_from {
-                        None => w.delivered_from = Some(from),
-                        Some(first) => assert_eq!(
-                            first, &from,
-                            "seed {seed}: rule 5: {id} delivered chunks from two attempts"
-                        ),
-                    }
-                }
                 Action::Complete { id, outcome } => {
-                    let seed = self.seed;
-                    let now = self.now;
-                    let deadline = self.deadline;
-                    let w = self.watch(id, "Complete");
-                    w.completed = true;
-                    assert!(
-                        w.open.is_empty(),
-                        "seed {seed}: rule 2: {id} completed with attempts open: {:?}",
-                        w.open
-                    );
-                    if let Some(deadline) = deadline {
-                        assert!(now <= w.arrived + deadline, "seed {seed}: rule 4: {id} outlived its deadline");
-                    }
-                    let latency = now - w.arrived;
-                    self.report.latencies.push(latency);
+                    self.report.latencies.push(self.now - self.arrived[&id]);
                     match outcome {
-                        Ok(routed) => {
-                            self.report.succeeded += 1;
-                            if !routed.body.is_empty() {
-                                let body: serde_json::Value =
-                                    serde_json::from_slice(&routed.body).expect("response is JSON");
-                                if let Err(errors) = OpenAiSpec::get().validate_response(&body) {
-                                    panic!("seed {seed}: response breaks the OpenAI spec: {errors:?}\n{body}");
-                                }
-                            }
-                        }
+                        Ok(_) => self.report.succeeded += 1,
                         Err(e) => *self.report.errors.entry(error_kind(&e)).or_default() += 1,
                     }
                 }
-                other => panic!("seed {}: unexpected action {other:?}", self.seed),
+                _ => {}
             }
         }
-        let open: usize = self.watches.values().map(|w| w.open.len()).sum();
-        assert_eq!(
-            open,
-            self.machine.attempts_in_flight(),
-            "seed {}: the machine and the checker disagree on open attempts",
-            self.seed
-        );
-    }
-
-    /// Rule 1: anything for a request after its `Complete` is a bug.
-    fn watch(&mut self, id: RequestId, what: &str) -> &mut Watch {
-        let seed = self.seed;
-        let w = self.watches.get_mut(&id).unwrap_or_else(|| panic!("seed {seed}: {what} for unknown {id}"));
-        assert!(!w.completed, "seed {seed}: rule 1: {what} for {id} after its Complete");
-        w
+        if let Err(violation) = self.rules.after_drain(&self.machine) {
+            panic!("seed {}: {violation}", self.seed);
+        }
     }
 
     /// Asks the provider's mock what it does and schedules the inputs the driver would feed.
@@ -349,9 +258,22 @@ impl<'a> Sim<'a> {
         let reply = self.mocks[provider].respond(request, unix);
         let at = self.now + reply.latency;
         match reply.outcome {
-            MockOutcome::Transport(kind) => self.schedule(at, Event::Feed(Input::TransportError { attempt, kind })),
-            MockOutcome::Response { status, headers, body } => {
-                self.schedule(at, Event::Feed(Input::ResponseHead { attempt, status, headers }));
+            MockOutcome::Transport(kind) => {
+                self.schedule(at, Event::Feed(Input::TransportError { attempt, kind }))
+            }
+            MockOutcome::Response {
+                status,
+                headers,
+                body,
+            } => {
+                self.schedule(
+                    at,
+                    Event::Feed(Input::ResponseHead {
+                        attempt,
+                        status,
+                        headers,
+                    }),
+                );
                 let mut t = at;
                 for chunk in body {
                     self.schedule(t, Event::Feed(Input::ResponseBody { attempt, chunk }));
@@ -368,22 +290,25 @@ impl<'a> Sim<'a> {
         }
         self.now.hash(&mut self.hasher);
         match action {
-            Action::Send { id, attempt, provider, request } => {
-                (0u8, id.0, attempt.0, provider.0, request.body().as_ref()).hash(&mut self.hasher)
-            }
+            Action::Send {
+                id,
+                attempt,
+                provider,
+                request,
+            } => (0u8, id.0, attempt.0, provider.0, request.body().as_ref()).hash(&mut self.hasher),
             Action::Cancel { attempt } => (1u8, attempt.0).hash(&mut self.hasher),
             Action::Deliver { id, chunk } => (2u8, id.0, chunk.as_ref()).hash(&mut self.hasher),
-            Action::Complete { id, outcome } => (3u8, id.0, format!("{outcome:?}")).hash(&mut self.hasher),
+            Action::Complete { id, outcome } => {
+                (3u8, id.0, format!("{outcome:?}")).hash(&mut self.hasher)
+            }
             other => format!("{other:?}").hash(&mut self.hasher),
         }
     }
 
     fn finish(mut self) -> SimReport {
-        for (id, w) in &self.watches {
-            assert!(w.completed, "seed {}: rule 1: {id} never completed", self.seed);
+        if let Err(violation) = self.rules.at_quiescence(&self.machine) {
+            panic!("seed {}: {violation}", self.seed);
         }
-        assert_eq!(self.machine.requests_in_flight(), 0, "seed {}: machine still holds requests", self.seed);
-        assert_eq!(self.machine.poll_timeout(), None, "seed {}: timers left behind", self.seed);
         self.report.latencies.sort();
         self.report.trace_hash = self.hasher.finish();
         self.report
@@ -450,7 +375,10 @@ pub fn random_scenario(seed: u64) -> Scenario {
         .collect();
     let mut extra = String::new();
     if rng.below(2) == 0 {
-        extra += &format!(r#","policy":"hedged","hedge_k":{}"#, 1 + rng.below(n as u64));
+        extra += &format!(
+            r#","policy":"hedged","hedge_k":{}"#,
+            1 + rng.below(n as u64)
+        );
         if rng.below(2) == 0 {
             extra += &format!(r#","hedge_delay_ms":{}"#, rng.below(100));
         }
@@ -465,7 +393,8 @@ pub fn random_scenario(seed: u64) -> Scenario {
         extra += &format!(r#","max_attempts":{}"#, 1 + rng.below(n as u64));
     }
     let json = format!(r#"{{"providers":[{}]{extra}}}"#, providers.join(","));
-    let config = RouterConfig::from_json(json.as_bytes()).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{json}"));
+    let config = RouterConfig::from_json(json.as_bytes())
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{json}"));
     Scenario {
         config,
         requests: 10 + rng.below(30) as usize,
@@ -479,7 +408,9 @@ pub fn random_scenario(seed: u64) -> Scenario {
 /// The seed to run: `F3DX_SIM_SEED` if set (to replay a failure), else a fresh one.
 pub fn seed_from_env() -> u64 {
     match std::env::var("F3DX_SIM_SEED") {
-        Ok(s) => s.parse().unwrap_or_else(|_| panic!("F3DX_SIM_SEED must be a u64, got {s:?}")),
+        Ok(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("F3DX_SIM_SEED must be a u64, got {s:?}")),
         Err(_) => {
             let mut h = DefaultHasher::new();
             std::time::SystemTime::now().hash(&mut h);

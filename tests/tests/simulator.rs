@@ -9,9 +9,20 @@ use f3dx_router_testkit::sim::{random_scenario, run, seed_from_env};
 #[test]
 fn rules_hold_over_consecutive_seeds() {
     let first = seed_from_env();
-    let count: u64 = std::env::var("F3DX_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let count = if std::env::var("F3DX_SIM_SEED").is_ok() && std::env::var("F3DX_SIM_SEEDS").is_err() { 1 } else { count };
-    println!("simulator: seeds {first}..{} (replay one with F3DX_SIM_SEED=<seed>)", first.wrapping_add(count));
+    let count: u64 = std::env::var("F3DX_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let count =
+        if std::env::var("F3DX_SIM_SEED").is_ok() && std::env::var("F3DX_SIM_SEEDS").is_err() {
+            1
+        } else {
+            count
+        };
+    println!(
+        "simulator: seeds {first}..{} (replay one with F3DX_SIM_SEED=<seed>)",
+        first.wrapping_add(count)
+    );
     let mut requests = 0;
     let mut succeeded = 0;
     for seed in (0..count).map(|i| first.wrapping_add(i)) {
@@ -19,7 +30,9 @@ fn rules_hold_over_consecutive_seeds() {
         requests += report.requests;
         succeeded += report.succeeded;
     }
-    println!("simulator: {count} seeds, {requests} requests, {succeeded} succeeded, all rules held");
+    println!(
+        "simulator: {count} seeds, {requests} requests, {succeeded} succeeded, all rules held"
+    );
     assert!(requests > 0);
 }
 
@@ -37,6 +50,7 @@ fn same_seed_same_actions() {
 #[test]
 fn different_seeds_differ() {
     let scenario = random_scenario(42);
-    let hashes: std::collections::HashSet<u64> = (0..8).map(|s| run(&scenario, s).trace_hash).collect();
+    let hashes: std::collections::HashSet<u64> =
+        (0..8).map(|s| run(&scenario, s).trace_hash).collect();
     assert!(hashes.len() > 1, "the seed must change the run");
 }

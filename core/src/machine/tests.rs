@@ -371,8 +371,10 @@ fn model_map_renames_the_model_for_a_provider() {
 
 // ---- streaming ---------------------------------------------------------------------------------
 
-const OPENAI_STREAM: &str = include_str!("../../../tests/fixtures/openai/streams/chat_text_stop_with_usage.sse");
-const ANTHROPIC_STREAM: &str = include_str!("../../../tests/fixtures/anthropic/streams/text_basic.sse");
+const OPENAI_STREAM: &str =
+    include_str!("../../../tests/fixtures/openai/streams/chat_text_stop_with_usage.sse");
+const ANTHROPIC_STREAM: &str =
+    include_str!("../../../tests/fixtures/anthropic/streams/text_basic.sse");
 
 fn stream_request() -> ChatRequest {
     ChatRequest::from_json(
@@ -392,15 +394,43 @@ fn mixed_config(extra: &str) -> RouterConfig {
 }
 
 fn start_stream(m: &mut RouterMachine) -> Vec<Action> {
-    m.handle_input(Time::ZERO, Input::Request { id: RequestId(7), request: stream_request() }).unwrap();
+    m.handle_input(
+        Time::ZERO,
+        Input::Request {
+            id: RequestId(7),
+            request: stream_request(),
+        },
+    )
+    .unwrap();
     std::iter::from_fn(|| m.poll_action()).collect()
 }
 
-fn feed(m: &mut RouterMachine, attempt: AttemptId, status: u16, pieces: &[&str], end: bool) -> Vec<Action> {
+fn feed(
+    m: &mut RouterMachine,
+    attempt: AttemptId,
+    status: u16,
+    pieces: &[&str],
+    end: bool,
+) -> Vec<Action> {
     let now = Time::ZERO;
-    m.handle_input(now, Input::ResponseHead { attempt, status, headers: http::HeaderMap::new() }).unwrap();
+    m.handle_input(
+        now,
+        Input::ResponseHead {
+            attempt,
+            status,
+            headers: http::HeaderMap::new(),
+        },
+    )
+    .unwrap();
     for piece in pieces {
-        m.handle_input(now, Input::ResponseBody { attempt, chunk: Bytes::from(piece.to_string()) }).unwrap();
+        m.handle_input(
+            now,
+            Input::ResponseBody {
+                attempt,
+                chunk: Bytes::from(piece.to_string()),
+            },
+        )
+        .unwrap();
     }
     if end {
         m.handle_input(now, Input::ResponseEnd { attempt }).unwrap();
@@ -419,7 +449,10 @@ fn delivered(actions: &[Action]) -> Vec<serde_json::Value> {
 }
 
 fn text_of(chunks: &[serde_json::Value]) -> String {
-    chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect()
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect()
 }
 
 #[test]
@@ -430,7 +463,10 @@ fn openai_stream_passes_through_every_chunk() {
     let (x, y) = OPENAI_STREAM.split_at(333);
     let out = feed(&mut m, a, 200, &[x, y], true);
     let chunks = delivered(&out);
-    let expected = OPENAI_STREAM.lines().filter(|l| l.starts_with("data: {")).count();
+    let expected = OPENAI_STREAM
+        .lines()
+        .filter(|l| l.starts_with("data: {"))
+        .count();
     assert_eq!(chunks.len(), expected);
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     assert!(chunks.last().unwrap()["usage"]["total_tokens"].is_number());
@@ -444,7 +480,11 @@ fn anthropic_stream_is_translated_after_failover() {
     let next = feed(&mut m, a0, 529, &[], false);
     let (a1, provider) = sends(&next)[0];
     assert_eq!(provider, 1);
-    let Action::Send { request, .. } = next.iter().find(|a| matches!(a, Action::Send { .. })).unwrap() else {
+    let Action::Send { request, .. } = next
+        .iter()
+        .find(|a| matches!(a, Action::Send { .. }))
+        .unwrap()
+    else {
         unreachable!()
     };
     assert_eq!(request.uri(), "https://an.test/v1/messages");
@@ -457,7 +497,10 @@ fn anthropic_stream_is_translated_after_failover() {
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let routed = outcome(&out).as_ref().unwrap();
     assert_eq!(&*routed.provider_name, "an");
-    assert_eq!(routed.attempts[0].outcome, AttemptOutcome::SoftStatus { status: 529 });
+    assert_eq!(
+        routed.attempts[0].outcome,
+        AttemptOutcome::SoftStatus { status: 529 }
+    );
 }
 
 #[test]
@@ -465,9 +508,13 @@ fn stream_error_before_commit_fails_over_invisibly() {
     let mut m = RouterMachine::new(mixed_config(""), 1).unwrap();
     let a0 = sends(&start_stream(&mut m))[0].0;
     let role = "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n";
-    let error = "data: {\"error\":{\"message\":\"The server had an error\",\"type\":\"server_error\"}}\n\n";
+    let error =
+        "data: {\"error\":{\"message\":\"The server had an error\",\"type\":\"server_error\"}}\n\n";
     let out = feed(&mut m, a0, 200, &[role, error], false);
-    assert!(delivered(&out).is_empty(), "nothing of the failed attempt reaches the caller");
+    assert!(
+        delivered(&out).is_empty(),
+        "nothing of the failed attempt reaches the caller"
+    );
     assert_eq!(cancels(&out), vec![a0]);
     let a1 = sends(&out)[0].0;
     let out = feed(&mut m, a1, 200, &[ANTHROPIC_STREAM], true);
@@ -481,7 +528,10 @@ fn stream_cut_after_commit_is_a_typed_interruption() {
     let half = &OPENAI_STREAM[..OPENAI_STREAM.len() / 2];
     let out = feed(&mut m, a0, 200, &[half], true);
     assert!(!delivered(&out).is_empty());
-    assert!(sends(&out).is_empty(), "a committed stream never fails over");
+    assert!(
+        sends(&out).is_empty(),
+        "a committed stream never fails over"
+    );
     match outcome(&out) {
         Err(RouteError::StreamInterrupted { provider, .. }) => assert_eq!(&**provider, "oa"),
         other => panic!("{other:?}"),
@@ -498,7 +548,8 @@ fn hedged_streams_first_to_commit_wins() {
     assert_eq!(cancels(&out), vec![legs[0].0]);
     assert!(feed(&mut m, legs[0].0, 200, &[OPENAI_STREAM], true).is_empty());
     let out: Vec<Action> = {
-        m.handle_input(Time::ZERO, Input::ResponseEnd { attempt: legs[1].0 }).unwrap();
+        m.handle_input(Time::ZERO, Input::ResponseEnd { attempt: legs[1].0 })
+            .unwrap();
         std::iter::from_fn(|| m.poll_action()).collect()
     };
     assert!(outcome(&out).is_ok());
@@ -508,12 +559,27 @@ fn hedged_streams_first_to_commit_wins() {
 fn anthropic_nonstream_response_is_translated_and_unsupported_fields_are_typed() {
     let json = r#"{"providers":[{"name":"an","kind":"anthropic","base_url":"https://an.test/v1","model":"claude"}]}"#;
     let mut m = RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap();
-    let request = ChatRequest::from_json(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"n":3}"#.to_owned()).unwrap();
-    m.handle_input(Time::ZERO, Input::Request { id: RequestId(1), request }).unwrap();
+    let request = ChatRequest::from_json(
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"n":3}"#.to_owned(),
+    )
+    .unwrap();
+    m.handle_input(
+        Time::ZERO,
+        Input::Request {
+            id: RequestId(1),
+            request,
+        },
+    )
+    .unwrap();
     let out: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
-    assert!(sends(&out).is_empty(), "nothing is sent for a request the provider cannot express");
+    assert!(
+        sends(&out).is_empty(),
+        "nothing is sent for a request the provider cannot express"
+    );
     match outcome(&out) {
-        Err(RouteError::Unsupported { provider, field, .. }) => assert_eq!((&**provider, field.as_str()), ("an", "n")),
+        Err(RouteError::Unsupported {
+            provider, field, ..
+        }) => assert_eq!((&**provider, field.as_str()), ("an", "n")),
         other => panic!("{other:?}"),
     }
 }
@@ -538,10 +604,16 @@ fn retry_after_cools_a_provider_down_for_later_requests() {
 fn retry_after_ms_and_http_dates_are_read() {
     let mut h = Harness::new("", 2);
     let a0 = sends(&h.start(1))[0].0;
-    let date = [("date", "Fri, 29 Sep 2023 16:26:37 GMT"), ("retry-after", "Fri, 29 Sep 2023 16:26:47 GMT")];
+    let date = [
+        ("date", "Fri, 29 Sep 2023 16:26:37 GMT"),
+        ("retry-after", "Fri, 29 Sep 2023 16:26:47 GMT"),
+    ];
     let a1 = sends(&h.respond(a0, 503, &date, ""))[0];
     let done = h.respond(a1.0, 429, &[("retry-after-ms", "1500")], "");
-    assert!(matches!(outcome(&done), Err(RouteError::AllProvidersFailed { .. })));
+    assert!(matches!(
+        outcome(&done),
+        Err(RouteError::AllProvidersFailed { .. })
+    ));
     // p0 cools for 10 s (the date is read against the response's own Date), p1 for 1.5 s: a new
     // request waits for p1 rather than failing.
     let waiting = h.start(2);
@@ -560,7 +632,10 @@ fn every_provider_cooling_past_the_deadline_is_a_typed_rate_limit() {
     let a = h.start(2);
     assert!(sends(&a).is_empty(), "nothing is sent to cooling providers");
     match outcome(&a) {
-        Err(RouteError::RateLimited { retry_after, attempts }) => {
+        Err(RouteError::RateLimited {
+            retry_after,
+            attempts,
+        }) => {
             assert_eq!(*retry_after, Duration::from_millis(2990));
             assert!(attempts.is_empty());
         }
@@ -582,13 +657,22 @@ fn a_cooldown_that_fits_the_deadline_is_waited_out() {
 #[test]
 fn implausible_retry_after_values_follow_the_sdks() {
     // Garbage, zero and negative are ignored (no cooldown); longer than the cap cools for the cap.
-    for (value, cooled_ms) in [("soon", None), ("0", None), ("-10", None), ("99999999999999999999", Some(120_000))] {
+    for (value, cooled_ms) in [
+        ("soon", None),
+        ("0", None),
+        ("-10", None),
+        ("99999999999999999999", Some(120_000)),
+    ] {
         let mut h = Harness::new("", 2);
         let a0 = sends(&h.start(1))[0].0;
         let a1 = sends(&h.respond(a0, 429, &[("retry-after", value)], ""))[0].0;
         outcome(&h.respond(a1, 200, &[], OK_BODY));
         let first_choice = sends(&h.start(2))[0].1;
-        assert_eq!(first_choice == 1, cooled_ms.is_some(), "retry-after {value:?}");
+        assert_eq!(
+            first_choice == 1,
+            cooled_ms.is_some(),
+            "retry-after {value:?}"
+        );
         if let Some(ms) = cooled_ms {
             h.now = Time::from_millis(ms);
             assert_eq!(sends(&h.start(3))[0].1, 0);

@@ -5,7 +5,9 @@
 //! scenarios from `F3DX_SIM_SEED` (or a fresh seed) and checks every rule.
 
 use f3dx_router_core::RouterConfig;
-use f3dx_router_testkit::sim::{Scenario, TABLE_HEADER, format_row, random_scenario, run, seed_from_env};
+use f3dx_router_testkit::sim::{
+    Scenario, TABLE_HEADER, format_row, random_scenario, run, seed_from_env,
+};
 use std::time::Duration;
 
 /// Four providers whose latency is mostly ~10 ms with a 1% tail of 0.5-2 s, like the servers in
@@ -33,18 +35,26 @@ fn tail_at_scale(seed: u64, requests: usize) {
     let sequential = run(&scenario("", requests), seed);
     // The paper's delay: the 95th percentile of the unhedged latency.
     let p95 = sequential.quantile(0.95).as_millis();
-    println!("Tail at Scale, {requests} requests, 4 mock providers (lognormal median 10 ms, 1% tail 0.5-2 s), seed {seed}\n");
+    println!(
+        "Tail at Scale, {requests} requests, 4 mock providers (lognormal median 10 ms, 1% tail 0.5-2 s), seed {seed}\n"
+    );
     println!("{TABLE_HEADER}");
     println!("{}", format_row("sequential", &sequential));
     let policies = [
-        ("hedged k=2, delay 0 (both at once)", r#","policy":"hedged","hedge_k":2"#.to_owned()),
+        (
+            "hedged k=2, delay 0 (both at once)",
+            r#","policy":"hedged","hedge_k":2"#.to_owned(),
+        ),
         (
             "hedged k=2, delay = p95",
             format!(r#","policy":"hedged","hedge_k":2,"hedge_delay_ms":{p95}"#),
         ),
     ];
     for (name, policy) in policies {
-        println!("{}", format_row(name, &run(&scenario(&policy, requests), seed)));
+        println!(
+            "{}",
+            format_row(name, &run(&scenario(&policy, requests), seed))
+        );
     }
     println!("\n(p95 of sequential = {p95} ms)");
 }
@@ -62,7 +72,12 @@ fn main() {
             let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
             for s in (0..n).map(|i| seed.wrapping_add(i)) {
                 let r = run(&random_scenario(s), s);
-                println!("seed {s}: {} requests, {:.1}% ok, errors {:?}", r.requests, r.success_rate() * 100.0, r.errors);
+                println!(
+                    "seed {s}: {} requests, {:.1}% ok, errors {:?}",
+                    r.requests,
+                    r.success_rate() * 100.0,
+                    r.errors
+                );
             }
         }
         Some(other) => {

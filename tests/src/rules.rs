@@ -1,0 +1,213 @@
+//! The rules of DESIGN.md as an observer: fed every input a driver gives the machine and every
+//! action the machine emits, it says which rule broke, if any. The simulator, the property tests
+//! and the fuzz target all check the machine through this one checker.
+
+use crate::spec::OpenAiSpec;
+use f3dx_router_core::{Action, AttemptId, Input, RequestId, RouterMachine, Time};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// What the checker knows of one request.
+#[derive(Debug, Default)]
+struct Watch {
+    arrived: Time,
+    completed: bool,
+    stream: bool,
+    /// Attempts sent and neither answered to the end nor cancelled.
+    open: HashSet<AttemptId>,
+    /// One of its attempts got a hard 4xx head: nothing more may be sent.
+    hard_failed: bool,
+    /// The `id` of the first delivered chunk: every later chunk must come from the same attempt.
+    delivered_from: Option<String>,
+}
+
+/// A broken rule, with enough context to debug it.
+pub type Violation = String;
+
+/// Checks rules 1-5 of DESIGN.md (rule 6, determinism, is checked by comparing traces).
+#[derive(Debug, Default)]
+pub struct RuleChecker {
+    watches: HashMap<RequestId, Watch>,
+    owner: HashMap<AttemptId, RequestId>,
+    deadline: Option<Duration>,
+    validate_spec: bool,
+}
+
+fn is_hard(status: u16) -> bool {
+    (400..500).contains(&status) && status != 408 && status != 429
+}
+
+impl RuleChecker {
+    /// A checker for a machine whose requests have `deadline`. With `validate_spec`, every
+    /// delivered chunk and response body is also checked against the OpenAI spec.
+    pub fn new(deadline: Option<Duration>, validate_spec: bool) -> Self {
+        RuleChecker {
+            deadline,
+            validate_spec,
+            ..RuleChecker::default()
+        }
+    }
+
+    /// Call before feeding `input` to the machine at `now`.
+    pub fn before_input(&mut self, now: Time, input: &Input) {
+        match input {
+            Input::Request { id, request } => {
+                self.watches.insert(
+                    *id,
+                    Watch {
+                        arrived: now,
+                        stream: request.stream(),
+                        ..Watch::default()
+                    },
+                );
+            }
+            Input::ResponseHead {
+                attempt, status, ..
+            } if is_hard(*status) => {
+                if let Some(w) = self.watch_of(*attempt)
+                    && w.open.contains(attempt)
+                {
+                    w.hard_failed = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Call after feeding `input`: an end or a transport error closes the attempt.
+    pub fn after_input(&mut self, input: &Input) {
+        if let Input::ResponseEnd { attempt } | Input::TransportError { attempt, .. } = input
+            && let Some(w) = self.watch_of(*attempt)
+        {
+            w.open.remove(attempt);
+        }
+    }
+
+    fn watch_of(&mut self, attempt: AttemptId) -> Option<&mut Watch> {
+        let owner = self.owner.get(&attempt)?;
+        self.watches.get_mut(owner)
+    }
+
+    /// Rule 1: a request must be known and not yet complete for anything to happen to it.
+    fn live_watch(&mut self, id: RequestId, what: &str) -> Result<&mut Watch, Violation> {
+        let w = self
+            .watches
+            .get_mut(&id)
+            .ok_or_else(|| format!("{what} for unknown {id}"))?;
+        if w.completed {
+            return Err(format!("rule 1: {what} for {id} after its Complete"));
+        }
+        Ok(w)
+    }
+
+    /// Call for every action the machine emits, in order.
+    pub fn on_action(&mut self, now: Time, action: &Action) -> Result<(), Violation> {
+        let deadline = self.deadline;
+        let validate_spec = self.validate_spec;
+        match action {
+            Action::Send { id, attempt, .. } => {
+                let w = self.live_watch(*id, "Send")?;
+                if w.hard_failed {
+                    return Err(format!("rule 3: {id} re-sent after a hard failure"));
+                }
+                if let Some(deadline) = deadline
+                    && now >= w.arrived + deadline
+                {
+                    return Err(format!(
+                        "rule 4: {id} sent an attempt at or past its deadline"
+                    ));
+                }
+                w.open.insert(*attempt);
+                self.owner.insert(*attempt, *id);
+            }
+            Action::Cancel { attempt } => {
+                let w = self
+                    .watch_of(*attempt)
+                    .ok_or_else(|| format!("Cancel of unknown {attempt}"))?;
+                w.open.remove(attempt);
+            }
+            Action::Deliver { id, chunk } => {
+                let w = self.live_watch(*id, "Deliver")?;
+                if !w.stream {
+                    return Err(format!("{id} got a chunk but did not ask for a stream"));
+                }
+                let chunk: serde_json::Value = serde_json::from_slice(chunk)
+                    .map_err(|e| format!("delivered chunk is not JSON: {e}"))?;
+                let from = chunk["id"].as_str().unwrap_or_default().to_owned();
+                match &w.delivered_from {
+                    None => w.delivered_from = Some(from),
+                    Some(first) if *first != from => {
+                        return Err(format!(
+                            "rule 5: {id} delivered chunks from two attempts ({first}, {from})"
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                if validate_spec
+                    && let Err(errors) = OpenAiSpec::get().validate_stream_chunk(&chunk)
+                {
+                    return Err(format!("chunk breaks the OpenAI spec: {errors:?}\n{chunk}"));
+                }
+            }
+            Action::Complete { id, outcome } => {
+                let w = self.live_watch(*id, "Complete")?;
+                w.completed = true;
+                if !w.open.is_empty() {
+                    return Err(format!(
+                        "rule 2: {id} completed with attempts open: {:?}",
+                        w.open
+                    ));
+                }
+                if let Some(deadline) = deadline
+                    && now > w.arrived + deadline
+                {
+                    return Err(format!("rule 4: {id} outlived its deadline"));
+                }
+                if let Ok(routed) = outcome
+                    && validate_spec
+                    && !routed.body.is_empty()
+                {
+                    let body: serde_json::Value = serde_json::from_slice(&routed.body)
+                        .map_err(|e| format!("response is not JSON: {e}"))?;
+                    if let Err(errors) = OpenAiSpec::get().validate_response(&body) {
+                        return Err(format!(
+                            "response breaks the OpenAI spec: {errors:?}\n{body}"
+                        ));
+                    }
+                }
+            }
+            other => return Err(format!("unexpected action {other:?}")),
+        }
+        Ok(())
+    }
+
+    /// Call after draining: the machine and the checker must agree on what is open.
+    pub fn after_drain(&self, machine: &RouterMachine) -> Result<(), Violation> {
+        let open: usize = self.watches.values().map(|w| w.open.len()).sum();
+        if open != machine.attempts_in_flight() {
+            return Err(format!(
+                "the checker sees {open} open attempts, the machine {}",
+                machine.attempts_in_flight()
+            ));
+        }
+        let live = self.watches.values().filter(|w| !w.completed).count();
+        if live != machine.requests_in_flight() {
+            return Err(format!(
+                "the checker sees {live} live requests, the machine {}",
+                machine.requests_in_flight()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Call when no more inputs will come and every timer has fired: every request completed.
+    pub fn at_quiescence(&self, machine: &RouterMachine) -> Result<(), Violation> {
+        if let Some((id, _)) = self.watches.iter().find(|(_, w)| !w.completed) {
+            return Err(format!("rule 1: {id} never completed"));
+        }
+        if machine.poll_timeout().is_some() {
+            return Err("timers left behind after every request completed".to_owned());
+        }
+        self.after_drain(machine)
+    }
+}
