@@ -290,7 +290,14 @@ impl RouterMachine {
     // ---- inputs ------------------------------------------------------------------------------
 
     /// Feeds one event. Inputs for attempts the machine has already closed are ignored.
+    ///
+    /// Timers already due at `now` fire first, so a driver that is late to call
+    /// [`RouterMachine::handle_timeout`] still sees a deadline win over a response that arrived
+    /// after it.
     pub fn handle_input(&mut self, now: Time, input: Input) -> Result<(), InputError> {
+        if self.poll_timeout().is_some_and(|at| at <= now) {
+            self.handle_timeout(now);
+        }
         match input {
             Input::Request { id, request } => return self.start_request(now, id, request),
             Input::ResponseHead {

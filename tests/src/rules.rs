@@ -29,6 +29,8 @@ pub type Violation = String;
 pub struct RuleChecker {
     watches: HashMap<RequestId, Watch>,
     owner: HashMap<AttemptId, RequestId>,
+    /// Attempts whose head was fed; a second head for one is noise the machine ignores.
+    headed: HashSet<AttemptId>,
     deadline: Option<Duration>,
     validate_spec: bool,
 }
@@ -63,8 +65,11 @@ impl RuleChecker {
             }
             Input::ResponseHead {
                 attempt, status, ..
-            } if is_hard(*status) => {
-                if let Some(w) = self.watch_of(*attempt)
+            } => {
+                let first_head = self.headed.insert(*attempt);
+                if first_head
+                    && is_hard(*status)
+                    && let Some(w) = self.watch_of(*attempt)
                     && w.open.contains(attempt)
                 {
                     w.hard_failed = true;

@@ -1,0 +1,255 @@
+//! Property tests: random configs and random input sequences (statuses, bodies, transport
+//! errors, timings, cancels) against the machine, with every rule of DESIGN.md checked after
+//! every step by the shared `RuleChecker`, and determinism checked by replaying.
+
+use bytes::Bytes;
+use f3dx_router_core::{
+    Action, AttemptId, ChatRequest, Input, RequestId, RouterConfig, RouterMachine, Time,
+    TransportErrorKind,
+};
+use f3dx_router_testkit::rules::RuleChecker;
+use proptest::prelude::*;
+use std::time::Duration;
+
+const STATUSES: [u16; 12] = [200, 200, 201, 400, 401, 404, 408, 409, 429, 500, 503, 529];
+
+fn bodies() -> Vec<Bytes> {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/");
+    let read = |p: &str| Bytes::from(std::fs::read(format!("{fixtures}{p}")).unwrap());
+    let openai_stream = read("openai/streams/chat_tool_calls_parallel_with_usage.sse");
+    let anthropic_stream = read("anthropic/streams/tool_use.sse");
+    vec![
+        read("openai/responses/chat_text_stop.json"),
+        Bytes::from_static(br#"{"id":"msg_1","type":"message","role":"assistant","model":"c","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#),
+        openai_stream.slice(..openai_stream.len() / 3),
+        openai_stream.slice(openai_stream.len() / 3..),
+        anthropic_stream.slice(..anthropic_stream.len() / 2),
+        anthropic_stream.slice(anthropic_stream.len() / 2..),
+        Bytes::from_static(b"data: {\"error\":{\"message\":\"boom\"}}\n\n"),
+        Bytes::from_static(b"<html>502 Bad Gateway</html>"),
+        Bytes::new(),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Request {
+        stream: bool,
+    },
+    Head {
+        send: usize,
+        status: usize,
+        retry_after: Option<u8>,
+    },
+    Body {
+        send: usize,
+        body: usize,
+    },
+    End {
+        send: usize,
+    },
+    Transport {
+        send: usize,
+        kind: u8,
+    },
+    Cancel {
+        request: usize,
+    },
+    Advance {
+        ms: u16,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => any::<bool>().prop_map(|stream| Op::Request { stream }),
+        4 => (any::<usize>(), 0..STATUSES.len(), proptest::option::of(0u8..5))
+            .prop_map(|(send, status, retry_after)| Op::Head { send, status, retry_after }),
+        4 => (any::<usize>(), 0..9usize).prop_map(|(send, body)| Op::Body { send, body }),
+        3 => any::<usize>().prop_map(|send| Op::End { send }),
+        1 => (any::<usize>(), 0u8..6).prop_map(|(send, kind)| Op::Transport { send, kind }),
+        1 => any::<usize>().prop_map(|request| Op::Cancel { request }),
+        3 => (0u16..3000).prop_map(|ms| Op::Advance { ms }),
+    ]
+}
+
+fn config() -> impl Strategy<Value = RouterConfig> {
+    (
+        proptest::collection::vec((any::<bool>(), proptest::option::of(1i64..2000)), 1..5),
+        any::<bool>(),
+        0usize..4,
+        proptest::option::of(0i64..500),
+        proptest::option::of(1i64..5000),
+        proptest::option::of(1i64..1000),
+        proptest::option::of(1i64..5),
+    )
+        .prop_map(|(providers, hedged, k, delay, deadline, ttft, max_attempts)| {
+            let n = providers.len();
+            let list: Vec<String> = providers
+                .iter()
+                .enumerate()
+                .map(|(i, (anthropic, timeout))| {
+                    let kind = if *anthropic { "anthropic" } else { "openai" };
+                    let timeout = timeout.map(|t| format!(r#","timeout_ms":{t}"#)).unwrap_or_default();
+                    format!(r#"{{"name":"p{i}","kind":"{kind}","base_url":"https://p{i}.test/v1"{timeout}}}"#)
+                })
+                .collect();
+            let mut extra = String::new();
+            if hedged {
+                extra += &format!(r#","policy":"hedged","hedge_k":{}"#, 1 + k % n);
+                if let Some(d) = delay {
+                    extra += &format!(r#","hedge_delay_ms":{d}"#);
+                }
+            }
+            for (name, value) in [("deadline_ms", deadline), ("ttft_ms", ttft), ("max_attempts", max_attempts)] {
+                if let Some(v) = value {
+                    extra += &format!(r#","{name}":{v}"#);
+                }
+            }
+            RouterConfig::from_json(format!(r#"{{"providers":[{}]{extra}}}"#, list.join(",")).as_bytes()).unwrap()
+        })
+}
+
+const KINDS: [TransportErrorKind; 6] = [
+    TransportErrorKind::Refused,
+    TransportErrorKind::Reset,
+    TransportErrorKind::Timeout,
+    TransportErrorKind::Tls,
+    TransportErrorKind::Dns,
+    TransportErrorKind::Other,
+];
+
+/// Runs `ops`, then answers every open attempt with a reset and lets every timer fire, checking
+/// the rules throughout. Returns the action trace.
+fn run(config: &RouterConfig, ops: &[Op]) -> Result<Vec<String>, TestCaseError> {
+    let bodies = bodies();
+    let deadline = config
+        .deadline_ms
+        .map(|ms| Duration::from_millis(ms as u64));
+    let mut m = RouterMachine::new(config.clone(), 9).unwrap();
+    let mut rules = RuleChecker::new(deadline, false);
+    let mut now = Time::ZERO;
+    let mut sends: Vec<AttemptId> = Vec::new();
+    let mut requests = 0u64;
+    let mut trace = Vec::new();
+
+    let mut step = |m: &mut RouterMachine,
+                    rules: &mut RuleChecker,
+                    now: Time,
+                    input: Option<Input>,
+                    sends: &mut Vec<AttemptId>|
+     -> Result<(), TestCaseError> {
+        match input {
+            Some(input) => {
+                rules.before_input(now, &input);
+                m.handle_input(now, input.clone())
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                rules.after_input(&input);
+            }
+            None => m.handle_timeout(now),
+        }
+        while let Some(action) = m.poll_action() {
+            rules.on_action(now, &action).map_err(TestCaseError::fail)?;
+            if let Action::Send { attempt, .. } = &action {
+                sends.push(*attempt);
+            }
+            trace.push(format!("{now:?} {action:?}"));
+        }
+        rules.after_drain(m).map_err(TestCaseError::fail)
+    };
+
+    for op in ops {
+        let pick = |i: usize| (!sends.is_empty()).then(|| sends[i % sends.len()]);
+        let input = match op.clone() {
+            Op::Request { stream } => {
+                requests += 1;
+                let body = format!(
+                    r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"q"}}],"stream":{stream},"stream_options":{{"include_usage":true}}}}"#
+                );
+                Some(Input::Request {
+                    id: RequestId(requests),
+                    request: ChatRequest::from_json(body).unwrap(),
+                })
+            }
+            Op::Head {
+                send,
+                status,
+                retry_after,
+            } => pick(send).map(|attempt| {
+                let mut headers = http::HeaderMap::new();
+                if let Some(s) = retry_after {
+                    headers.insert("retry-after", s.to_string().parse().unwrap());
+                }
+                Input::ResponseHead {
+                    attempt,
+                    status: STATUSES[status],
+                    headers,
+                }
+            }),
+            Op::Body { send, body } => pick(send).map(|attempt| Input::ResponseBody {
+                attempt,
+                chunk: bodies[body].clone(),
+            }),
+            Op::End { send } => pick(send).map(|attempt| Input::ResponseEnd { attempt }),
+            Op::Transport { send, kind } => pick(send).map(|attempt| Input::TransportError {
+                attempt,
+                kind: KINDS[kind as usize],
+            }),
+            Op::Cancel { request } => (requests > 0).then(|| Input::Cancel {
+                id: RequestId(1 + request as u64 % requests),
+            }),
+            Op::Advance { ms } => {
+                // As a driver does: wake at each timer on the way, then at the target.
+                let target = now + Duration::from_millis(u64::from(ms));
+                while let Some(at) = m.poll_timeout().filter(|&at| at < target) {
+                    now = at.max(now);
+                    step(&mut m, &mut rules, now, None, &mut sends)?;
+                }
+                now = target;
+                None
+            }
+        };
+        if input.is_some() || matches!(op, Op::Advance { .. }) {
+            step(&mut m, &mut rules, now, input, &mut sends)?;
+        }
+    }
+    // Quiesce: every attempt still open is reset, and time runs until no timer is left.
+    for _ in 0..1000 {
+        if m.attempts_in_flight() > 0 {
+            let open: Vec<AttemptId> = sends.clone();
+            for attempt in open {
+                step(
+                    &mut m,
+                    &mut rules,
+                    now,
+                    Some(Input::TransportError {
+                        attempt,
+                        kind: TransportErrorKind::Reset,
+                    }),
+                    &mut sends,
+                )?;
+            }
+        } else if let Some(at) = m.poll_timeout() {
+            now = at;
+            step(&mut m, &mut rules, now, None, &mut sends)?;
+        } else {
+            break;
+        }
+    }
+    rules.at_quiescence(&m).map_err(TestCaseError::fail)?;
+    Ok(trace)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rules_hold_for_any_inputs(config in config(), ops in proptest::collection::vec(op(), 0..80)) {
+        run(&config, &ops)?;
+    }
+
+    #[test]
+    fn same_inputs_same_actions(config in config(), ops in proptest::collection::vec(op(), 0..40)) {
+        prop_assert_eq!(run(&config, &ops)?, run(&config, &ops)?);
+    }
+}
