@@ -33,6 +33,9 @@ pub struct RuleChecker {
     headed: HashSet<AttemptId>,
     deadline: Option<Duration>,
     validate_spec: bool,
+    /// Running totals, so checking after every step stays O(1) over a long simulation.
+    open_attempts: usize,
+    live_requests: usize,
 }
 
 fn is_hard(status: u16) -> bool {
@@ -54,6 +57,7 @@ impl RuleChecker {
     pub fn before_input(&mut self, now: Time, input: &Input) {
         match input {
             Input::Request { id, request } => {
+                self.live_requests += 1;
                 self.watches.insert(
                     *id,
                     Watch {
@@ -83,8 +87,9 @@ impl RuleChecker {
     pub fn after_input(&mut self, input: &Input) {
         if let Input::ResponseEnd { attempt } | Input::TransportError { attempt, .. } = input
             && let Some(w) = self.watch_of(*attempt)
+            && w.open.remove(attempt)
         {
-            w.open.remove(attempt);
+            self.open_attempts -= 1;
         }
     }
 
@@ -123,13 +128,16 @@ impl RuleChecker {
                     ));
                 }
                 w.open.insert(*attempt);
+                self.open_attempts += 1;
                 self.owner.insert(*attempt, *id);
             }
             Action::Cancel { attempt } => {
                 let w = self
                     .watch_of(*attempt)
                     .ok_or_else(|| format!("Cancel of unknown {attempt}"))?;
-                w.open.remove(attempt);
+                if w.open.remove(attempt) {
+                    self.open_attempts -= 1;
+                }
             }
             Action::Deliver { id, chunk } => {
                 let w = self.live_watch(*id, "Deliver")?;
@@ -155,7 +163,9 @@ impl RuleChecker {
                 }
             }
             Action::Complete { id, outcome } => {
-                let w = self.live_watch(*id, "Complete")?;
+                self.live_watch(*id, "Complete")?;
+                self.live_requests -= 1;
+                let w = self.watches.get_mut(id).expect("checked live above");
                 w.completed = true;
                 if !w.open.is_empty() {
                     return Err(format!(
@@ -188,17 +198,17 @@ impl RuleChecker {
 
     /// Call after draining: the machine and the checker must agree on what is open.
     pub fn after_drain(&self, machine: &RouterMachine) -> Result<(), Violation> {
-        let open: usize = self.watches.values().map(|w| w.open.len()).sum();
-        if open != machine.attempts_in_flight() {
+        if self.open_attempts != machine.attempts_in_flight() {
             return Err(format!(
-                "the checker sees {open} open attempts, the machine {}",
+                "the checker sees {} open attempts, the machine {}",
+                self.open_attempts,
                 machine.attempts_in_flight()
             ));
         }
-        let live = self.watches.values().filter(|w| !w.completed).count();
-        if live != machine.requests_in_flight() {
+        if self.live_requests != machine.requests_in_flight() {
             return Err(format!(
-                "the checker sees {live} live requests, the machine {}",
+                "the checker sees {} live requests, the machine {}",
+                self.live_requests,
                 machine.requests_in_flight()
             ));
         }
