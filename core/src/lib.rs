@@ -52,6 +52,7 @@
 //! ```
 #![warn(missing_debug_implementations)]
 
+mod body;
 pub mod codec;
 pub mod config;
 pub mod http_date;

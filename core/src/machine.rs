@@ -5,6 +5,7 @@
 //! returns `None`, then sleep until [`RouterMachine::poll_timeout`] (or the next input).
 
 use crate::ConfigError;
+use crate::body::BodyBuf;
 use crate::codec::StreamItem;
 use crate::config::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRY_AFTER_CAP, PolicyKind, RouterConfig,
@@ -18,7 +19,7 @@ use crate::retry_after::{RetryAfter, parse_retry_after};
 use crate::rng::Rng;
 use crate::sse::{SseEvent, SseParser};
 use crate::time::Time;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use smallvec::SmallVec;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -183,7 +184,7 @@ struct AttemptState {
     /// Index of this attempt's record in its request's `records`.
     record: usize,
     phase: Phase,
-    body: BytesMut,
+    body: BodyBuf,
     received: usize,
     timers: SmallVec<[(Time, Timer); 2]>,
 }
@@ -532,7 +533,7 @@ impl RouterMachine {
                 sent_at: now,
                 record,
                 phase: Phase::Head,
-                body: BytesMut::new(),
+                body: BodyBuf::default(),
                 received: 0,
                 timers,
             },
@@ -792,10 +793,10 @@ impl RouterMachine {
             Phase::Body { .. } if over => {
                 self.soft_fail(now, attempt, AttemptOutcome::BodyTooLarge { limit }, true);
             }
-            Phase::Body { .. } => a.body.extend_from_slice(&chunk),
+            Phase::Body { .. } => a.body.push(chunk),
             Phase::HardBody { .. } => {
                 let room = limit.saturating_sub(a.body.len());
-                a.body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                a.body.push(chunk.slice(..chunk.len().min(room)));
                 if over {
                     self.finish_hard_failure(now, attempt);
                 }
@@ -823,7 +824,7 @@ impl RouterMachine {
             }
             Phase::Body { status, created } => {
                 let (status, created) = (*status, *created);
-                let body = std::mem::take(&mut a.body).freeze();
+                let body = a.body.take();
                 let provider = &self.providers[a.provider.0];
                 match provider.decode_response(body, created) {
                     Ok(body) => {
@@ -879,7 +880,7 @@ impl RouterMachine {
         let Phase::HardBody { status } = a.phase else {
             return;
         };
-        let body = std::mem::take(&mut a.body).freeze();
+        let body = a.body.take();
         let (request, provider) = (a.request, self.providers[a.provider.0].name.clone());
         // The connection may still be open (limit or timer hit): tell the driver to drop it.
         self.end_attempt(now, attempt, AttemptOutcome::HardStatus { status }, true);
