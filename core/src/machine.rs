@@ -371,7 +371,7 @@ impl RouterMachine {
             deadline_at: self.deadline.map(|d| now + d),
             tried: smallvec::smallvec![false; self.providers.len()],
             live: SmallVec::new(),
-            records: Vec::with_capacity(allowed),
+            records: Vec::with_capacity(self.max_attempts.min(4)),
             allowed,
             committed: None,
             hard_failing: false,
