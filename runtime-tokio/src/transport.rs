@@ -26,21 +26,29 @@ pub(crate) fn classify(error: &reqwest::Error) -> TransportErrorKind {
     TransportErrorKind::Other
 }
 
-/// Walks the source chain for a rustls error or an io error with a telling kind.
+/// Walks the source chain for a rustls error or an io error with a telling kind; the innermost
+/// telling error wins (a TLS failure wrapped in an io error of kind `Other` is a TLS failure).
+///
+/// `io::Error::source` skips the error an io error wraps (it returns the wrapped error's own
+/// source), and the TLS connector nests them (`io(Other, io(InvalidData, rustls::Error))`), so
+/// an io error is descended through `get_ref` as well.
 fn from_source_chain(error: &reqwest::Error) -> Option<TransportErrorKind> {
-    let mut source = error.source();
+    chain_kind(error.source())
+}
+
+fn chain_kind(
+    mut source: Option<&(dyn std::error::Error + 'static)>,
+) -> Option<TransportErrorKind> {
     while let Some(err) = source {
         if err.is::<rustls::Error>() {
             return Some(TransportErrorKind::Tls);
         }
         if let Some(io) = err.downcast_ref::<io::Error>() {
-            // tokio-rustls wraps rustls errors in io errors; `io::Error::source` skips the
-            // wrapped error itself, so look at it directly.
-            if io
+            let inner = io
                 .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-            {
-                return Some(TransportErrorKind::Tls);
+                .map(|inner| inner as &(dyn std::error::Error + 'static));
+            if let Some(kind) = chain_kind(inner) {
+                return Some(kind);
             }
             match io.kind() {
                 io::ErrorKind::ConnectionRefused => return Some(TransportErrorKind::Refused),

@@ -461,3 +461,129 @@ async fn works_on_a_current_thread_runtime() {
     assert!(chunks.iter().all(Result::is_ok) && !chunks.is_empty());
     settled(&r).await;
 }
+
+/// A TLS endpoint that completes the handshake, reads the request head and hangs up.
+async fn tls_hang_up(
+    cert: &rcgen::CertifiedKey<rcgen::KeyPair>,
+) -> (u16, tokio::task::JoinHandle<String>) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::AsyncReadExt;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let Ok(mut tls) = acceptor.accept(socket).await else {
+            return "handshake failed".to_owned();
+        };
+        let mut buf = vec![0u8; 16 * 1024];
+        let n = tls.read(&mut buf).await.unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_root_is_trusted_and_an_unknown_one_is_a_tls_failure() {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let config = |port: u16| {
+        RouterConfig::from_json(
+            json!({"providers": [
+                {"name": "tls", "kind": "openai", "base_url": format!("https://127.0.0.1:{port}/v1"), "api_key": "sk-tls"},
+                mock("a", json!({"latency": fixed(1)})),
+            ]})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap()
+    };
+
+    // Trusted: the handshake completes and the request arrives; the hang-up is a reset.
+    let (port, server) = tls_hang_up(&cert).await;
+    let r = Router::builder(config(port))
+        .add_root_certificate_pem(&cert.cert.pem())
+        .build()
+        .unwrap();
+    let routed = r.chat_completions(request(false)).await.unwrap();
+    let seen = server.await.unwrap();
+    assert!(
+        seen.starts_with("POST /v1/chat/completions HTTP/1.1\r\n"),
+        "{seen}"
+    );
+    assert!(
+        seen.to_ascii_lowercase()
+            .contains("authorization: bearer sk-tls")
+    );
+    assert_eq!(
+        outcomes(&routed.attempts)[0],
+        (
+            "tls".into(),
+            AttemptOutcome::Transport(TransportErrorKind::Reset)
+        )
+    );
+
+    // Not trusted: the certificate is refused.
+    let (port, server) = tls_hang_up(&cert).await;
+    let r = Router::new(config(port)).unwrap();
+    let routed = r.chat_completions(request(false)).await.unwrap();
+    assert_eq!(&*routed.provider_name, "a");
+    assert_eq!(
+        outcomes(&routed.attempts)[0],
+        (
+            "tls".into(),
+            AttemptOutcome::Transport(TransportErrorKind::Tls)
+        )
+    );
+    assert_eq!(server.await.unwrap(), "handshake failed");
+    settled(&r).await;
+}
+
+/// A listener whose accept queue is full drops new SYNs: the connect timeout fires, and it is
+/// reported as a transport timeout. (Linux drops SYNs on a full queue; other kernels may refuse.)
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connect_timeout_is_a_transport_timeout() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let _listener = socket.listen(0).unwrap();
+    // Fill the accept queue; these are never accepted.
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(100), connect).await {
+            fillers.push(s);
+        }
+    }
+    let config = RouterConfig::from_json(
+        json!({"providers": [
+            {"name": "full", "kind": "openai", "base_url": format!("http://127.0.0.1:{port}/v1")},
+            mock("a", json!({"latency": fixed(1)})),
+        ]})
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    let r = Router::builder(config)
+        .connect_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let routed = r.chat_completions(request(false)).await.unwrap();
+    assert_eq!(
+        outcomes(&routed.attempts)[0],
+        (
+            "full".into(),
+            AttemptOutcome::Transport(TransportErrorKind::Timeout)
+        )
+    );
+    settled(&r).await;
+}
