@@ -25,7 +25,7 @@ use f3dx_router_core::{
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
@@ -75,6 +75,9 @@ pub(crate) struct Shared {
     mocks: Vec<Option<MockProvider>>,
     /// When the timer task will next wake (None: it waits for a notification).
     timer_at: Option<Time>,
+    /// The timer task. Respawned if it has ended, which happens when the runtime it ran on
+    /// shut down while the router lives on (a router shared by several `#[tokio::test]`s).
+    timer: Option<AbortHandle>,
 }
 
 /// The state every clone of a router shares.
@@ -86,12 +89,15 @@ pub(crate) struct Inner {
     unix_at_epoch: Duration,
     next_id: AtomicU64,
     notify: Arc<Notify>,
-    timer: OnceLock<AbortHandle>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(timer) = self.timer.get() {
+        let shared = match self.shared.get_mut() {
+            Ok(shared) => shared,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(timer) = &shared.timer {
             timer.abort();
         }
     }
@@ -126,13 +132,13 @@ impl Inner {
                 tasks: IdMap::default(),
                 mocks,
                 timer_at: None,
+                timer: None,
             }),
             client,
             epoch,
             unix_at_epoch,
             next_id: AtomicU64::new(0),
             notify: Arc::new(Notify::new()),
-            timer: OnceLock::new(),
         }
     }
 
@@ -158,9 +164,9 @@ impl Inner {
             tokio::runtime::Handle::try_current().is_ok(),
             "f3dx-router: requests must be made from within a tokio runtime"
         );
-        self.ensure_timer();
         let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let mut s = self.lock();
+        self.ensure_timer(&mut s);
         let now = self.now();
         s.waiters.insert(id, waiter);
         if s.machine
@@ -291,11 +297,13 @@ impl Inner {
         next
     }
 
-    fn ensure_timer(self: &Arc<Self>) {
-        self.timer.get_or_init(|| {
+    fn ensure_timer(self: &Arc<Self>, s: &mut Shared) {
+        if s.timer.as_ref().is_none_or(AbortHandle::is_finished) {
             let task = timer_loop(Arc::downgrade(self), self.notify.clone(), self.epoch);
-            tokio::spawn(task).abort_handle()
-        });
+            s.timer = Some(tokio::spawn(task).abort_handle());
+            // The new task reads the machine's next timer when it starts.
+            s.timer_at = None;
+        }
     }
 
     /// (requests, attempts) the machine holds, and the attempt tasks the driver holds.

@@ -587,3 +587,24 @@ async fn the_connect_timeout_is_a_transport_timeout() {
     );
     settled(&r).await;
 }
+
+/// A router outlives the runtime it was first used on (one router shared by several tests):
+/// its timer task is started again on the next runtime.
+#[test]
+fn a_router_outlives_its_first_runtime() {
+    let r = router(json!({
+        "policy": "hedged", "hedge_k": 2, "hedge_delay_ms": 20, "deadline_ms": 2_000,
+        "providers": [mock("slow", json!({"latency": fixed(5_000)})), mock("fast", json!({"latency": fixed(1)}))],
+    }));
+    for _ in 0..2 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let routed = runtime
+            .block_on(r.chat_completions(request(false)))
+            .expect("the hedge timer fired");
+        assert_eq!(&*routed.provider_name, "fast");
+        runtime.block_on(settled(&r));
+    }
+}
