@@ -1,1 +1,214 @@
-//! f3dx-router-tokio: the reference driver (in progress).
+//! # f3dx-router-tokio
+//!
+//! The tokio driver of f3dx-router: a [`Router`] that runs core's
+//! [`RouterMachine`](f3dx_router_core::RouterMachine) over one `reqwest` client.
+//!
+//! The driver decides nothing. It feeds the machine what happened (a request, a response head,
+//! body pieces, the end, a transport error, a cancel, the time) and executes what the machine
+//! says (send, cancel, deliver a chunk, complete). Which provider, when to hedge or fail over,
+//! what counts as a failure and every timeout are the machine's.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use f3dx_router_core::RouterConfig;
+//! use f3dx_router_tokio::Router;
+//!
+//! let config = RouterConfig::from_json(br#"{
+//!     "providers": [
+//!         {"name": "openai", "kind": "openai", "base_url": "https://api.openai.com/v1",
+//!          "api_key_env": "OPENAI_API_KEY"},
+//!         {"name": "claude", "kind": "anthropic", "base_url": "https://api.anthropic.com/v1",
+//!          "api_key_env": "ANTHROPIC_API_KEY", "model_map": {"gpt-4o": "claude-sonnet-4-5"}}
+//!     ]
+//! }"#)?;
+//! let router = Router::new(config)?;
+//! let routed = router
+//!     .chat_completions_json(serde_json::json!({
+//!         "model": "gpt-4o",
+//!         "messages": [{"role": "user", "content": "hi"}],
+//!     }))
+//!     .await?;
+//! println!("{} answered: {}", routed.provider_name, String::from_utf8_lossy(&routed.body));
+//! # Ok(()) }
+//! ```
+//!
+//! Providers of kind `mock` run in-process (no network): their seeded model of latency and
+//! failures is played by a task that sleeps and then feeds the scripted answer.
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod attempt;
+mod client;
+mod driver;
+mod error;
+mod stream;
+mod transport;
+
+pub use error::{RouterBuildError, RouterCallError};
+pub use f3dx_router_core::{ChatRequest, RouteError, Routed, RouterConfig};
+pub use stream::ChunkStream;
+
+use driver::{CancelOnDrop, Inner, Waiter};
+use f3dx_router_core::RouterMachine;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// Connect timeout used when the builder sets none.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An LLM-provider router. Cheap to clone (one `Arc`); every clone routes through the same
+/// machine, connection pool and provider state (cooldowns, mock models).
+///
+/// Calls must be made from within a tokio runtime (multi-threaded or current-thread).
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+    providers: Arc<[String]>,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Names only: the config (and any key) stays out of every Debug output.
+        f.debug_struct("Router")
+            .field("providers", &self.providers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Router`] with non-default transport settings.
+#[derive(Debug)]
+pub struct RouterBuilder {
+    config: RouterConfig,
+    extra_roots_pem: Vec<String>,
+    connect_timeout: Duration,
+    seed: u64,
+}
+
+impl RouterBuilder {
+    /// Trusts the certificates in `pem` as roots, in addition to the webpki roots (for a test
+    /// server with a private CA). Checked at [`RouterBuilder::build`].
+    pub fn add_root_certificate_pem(mut self, pem: &str) -> Self {
+        self.extra_roots_pem.push(pem.to_owned());
+        self
+    }
+
+    /// How long to wait for a TCP (and TLS) connection; default [`DEFAULT_CONNECT_TIMEOUT`].
+    /// Its expiry is reported to the machine as a transport timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The seed of everything random: the machine's and the mock providers' draws (default 0).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Resolves `api_key_env` variables, validates the config and builds the HTTP client.
+    pub fn build(self) -> Result<Router, RouterBuildError> {
+        let mut config = self.config;
+        config.resolve_api_keys(|var| std::env::var(var).ok())?;
+        let providers: Arc<[String]> = config.providers.iter().map(|p| p.name.clone()).collect();
+        let machine = RouterMachine::new(config, self.seed)?;
+        let client = client::build_client(&self.extra_roots_pem, self.connect_timeout)?;
+        let epoch = tokio::time::Instant::now();
+        let unix_at_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let inner = Inner::new(machine, client, self.seed, unix_at_epoch, epoch);
+        Ok(Router {
+            inner: Arc::new(inner),
+            providers,
+        })
+    }
+}
+
+impl Router {
+    /// A router with default transport settings. `api_key_env` variables are read now.
+    pub fn new(config: RouterConfig) -> Result<Self, RouterBuildError> {
+        Self::builder(config).build()
+    }
+
+    /// A builder, for a private root CA, a connect timeout or a seed.
+    pub fn builder(config: RouterConfig) -> RouterBuilder {
+        RouterBuilder {
+            config,
+            extra_roots_pem: Vec::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            seed: 0,
+        }
+    }
+
+    /// Routes one chat completion and returns the OpenAI-shape `chat.completion` with its route.
+    ///
+    /// Dropping the future cancels the request and every attempt in flight. A `stream: true`
+    /// request belongs with [`Router::chat_completions_stream`]: here its chunks are discarded
+    /// and [`Routed::body`] is empty.
+    pub async fn chat_completions(&self, request: ChatRequest) -> Result<Routed, RouteError> {
+        let (tx, rx) = oneshot::channel();
+        let id = self.inner.submit(request, Waiter::Unary(tx));
+        let mut guard = CancelOnDrop {
+            inner: self.inner.clone(),
+            id,
+            armed: true,
+        };
+        let outcome = rx.await;
+        guard.armed = false;
+        // A dropped sender means the machine never completed the request (rule 1 broken).
+        outcome.unwrap_or_else(|_| {
+            Err(RouteError::Cancelled {
+                attempts: Vec::new(),
+            })
+        })
+    }
+
+    /// [`Router::chat_completions`] for a JSON body: a body that is not a chat request is a
+    /// typed error and nothing is sent.
+    pub async fn chat_completions_json(
+        &self,
+        body: serde_json::Value,
+    ) -> Result<Routed, RouterCallError> {
+        let request = ChatRequest::from_value(body)?;
+        Ok(self.chat_completions(request).await?)
+    }
+
+    /// Routes a streaming chat completion (`"stream": true`): the request starts now, and the
+    /// returned stream yields each OpenAI `chat.completion.chunk` as the committed provider
+    /// sends it. See [`ChunkStream`].
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn chat_completions_stream(&self, request: ChatRequest) -> ChunkStream {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.inner.submit(request, Waiter::Stream(tx));
+        ChunkStream::new(
+            rx,
+            CancelOnDrop {
+                inner: self.inner.clone(),
+                id,
+                armed: true,
+            },
+        )
+    }
+
+    /// The configured provider names, in preference order.
+    pub fn provider_names(&self) -> &[String] {
+        &self.providers
+    }
+
+    /// `(requests, attempts)` the machine holds in flight. For tests.
+    #[doc(hidden)]
+    pub fn in_flight(&self) -> (usize, usize) {
+        let (requests, attempts, _) = self.inner.in_flight();
+        (requests, attempts)
+    }
+
+    /// Attempt tasks the driver holds (sent, neither ended nor cancelled). For tests.
+    #[doc(hidden)]
+    pub fn open_tasks(&self) -> usize {
+        self.inner.in_flight().2
+    }
+}

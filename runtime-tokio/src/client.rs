@@ -1,0 +1,52 @@
+//! The one `reqwest::Client` a router sends everything through: rustls with the ring provider,
+//! webpki roots (plus any private CA a test adds), HTTP/2 offered by ALPN, no redirects, no proxy.
+
+use crate::error::RouterBuildError;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Idle connections kept per host.
+pub(crate) const POOL_MAX_IDLE_PER_HOST: usize = 16;
+
+pub(crate) fn build_client(
+    extra_roots_pem: &[String],
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, RouterBuildError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for pem in extra_roots_pem {
+        let mut found = 0;
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| RouterBuildError::Certificate(e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| RouterBuildError::Certificate(e.to_string()))?;
+            found += 1;
+        }
+        if found == 0 {
+            return Err(RouterBuildError::Certificate(
+                "no PEM certificate found in the given text".to_owned(),
+            ));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| RouterBuildError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // reqwest takes a preconfigured rustls config as it is: ALPN must be set here.
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| RouterBuildError::Client(e.without_url().to_string()))
+}

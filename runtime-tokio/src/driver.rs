@@ -1,0 +1,354 @@
+//! Ownership of the machine and execution of its actions.
+//!
+//! One [`RouterMachine`] per router, behind one `std::sync::Mutex` that is held only to feed an
+//! input and execute the actions it produced, never across an `.await`. Every action is cheap
+//! and non-blocking to execute (spawn a task, abort a task, push into a channel), so they are
+//! executed while the lock is still held: that keeps them in the machine's order across threads
+//! (a `Deliver` can never overtake its request's `Complete`, a `Cancel` can never run before the
+//! `Send` it cancels has a task to abort).
+//!
+//! - `Send`: one tokio task per attempt ([`crate::attempt`]); its `AbortHandle` is kept by
+//!   attempt id until the attempt ends.
+//! - `Cancel`: abort that task, which drops its connection (the server sees the disconnect).
+//! - `Deliver` / `Complete`: into the caller's channel, found by request id.
+//! - Timers: one task per router sleeps until `poll_timeout`, woken by a `Notify` whenever an
+//!   input moves the earliest timer earlier.
+
+use crate::attempt;
+use bytes::Bytes;
+use f3dx_router_core::mock::MockProvider;
+use f3dx_router_core::rng::Rng;
+use f3dx_router_core::{
+    Action, AttemptId, ChatRequest, Input, ProviderKind, RequestId, RouteError, Routed,
+    RouterMachine, Time,
+};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+/// What a streaming caller receives, in order: chunks, then exactly one `Done`.
+#[derive(Debug)]
+pub(crate) enum StreamEvent {
+    Chunk(Bytes),
+    Done(Result<Routed, RouteError>),
+}
+
+/// Where a request's outcome goes.
+#[derive(Debug)]
+pub(crate) enum Waiter {
+    Unary(oneshot::Sender<Result<Routed, RouteError>>),
+    Stream(mpsc::UnboundedSender<StreamEvent>),
+}
+
+/// Ids are unique integers already; hashing them again is wasted work on the hot path.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// Everything behind the lock.
+pub(crate) struct Shared {
+    pub(crate) machine: RouterMachine,
+    waiters: IdMap<RequestId, Waiter>,
+    /// The task of every attempt sent and not yet ended or cancelled.
+    tasks: IdMap<AttemptId, AbortHandle>,
+    /// One in-process model per `mock` provider, by provider index.
+    mocks: Vec<Option<MockProvider>>,
+    /// When the timer task will next wake (None: it waits for a notification).
+    timer_at: Option<Time>,
+    /// The timer task. Respawned if it has ended, which happens when the runtime it ran on
+    /// shut down while the router lives on (a router shared by several `#[tokio::test]`s).
+    timer: Option<AbortHandle>,
+}
+
+/// The state every clone of a router shares.
+pub(crate) struct Inner {
+    shared: Mutex<Shared>,
+    pub(crate) client: reqwest::Client,
+    epoch: Instant,
+    /// Unix time at `epoch`, for the mocks' `Date` headers.
+    unix_at_epoch: Duration,
+    next_id: AtomicU64,
+    notify: Arc<Notify>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let shared = match self.shared.get_mut() {
+            Ok(shared) => shared,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(timer) = &shared.timer {
+            timer.abort();
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) fn new(
+        mut machine: RouterMachine,
+        client: reqwest::Client,
+        seed: u64,
+        unix_at_epoch: Duration,
+        epoch: Instant,
+    ) -> Self {
+        machine.set_unix_time_at_zero(unix_at_epoch);
+        // The same derivation as the simulator: provider i's mock draws from fork(i) of the seed.
+        let mut rng = Rng::new(seed);
+        let mocks = machine
+            .providers()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mock_seed = rng.fork(i as u64).next_u64();
+                (p.config().kind == ProviderKind::Mock).then(|| {
+                    MockProvider::new(p.config().mock.clone().unwrap_or_default(), mock_seed)
+                })
+            })
+            .collect();
+        Inner {
+            shared: Mutex::new(Shared {
+                machine,
+                waiters: IdMap::default(),
+                tasks: IdMap::default(),
+                mocks,
+                timer_at: None,
+                timer: None,
+            }),
+            client,
+            epoch,
+            unix_at_epoch,
+            next_id: AtomicU64::new(0),
+            notify: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The machine's clock: nanoseconds since the router was built.
+    fn now(&self) -> Time {
+        Time::from_nanos(u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// Locks the shared state. A panic while it was held leaves the machine in an unknown state,
+    /// so that panic is propagated rather than routing on.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared
+            .lock()
+            .expect("f3dx-router: the router's state was poisoned by an earlier panic")
+    }
+
+    /// Hands a request to the machine; its outcome goes to `waiter`.
+    ///
+    /// Panics outside a tokio runtime, before taking the lock (a panic under it would poison
+    /// the router for every other caller).
+    pub(crate) fn submit(self: &Arc<Self>, request: ChatRequest, waiter: Waiter) -> RequestId {
+        assert!(
+            tokio::runtime::Handle::try_current().is_ok(),
+            "f3dx-router: requests must be made from within a tokio runtime"
+        );
+        let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let mut s = self.lock();
+        self.ensure_timer(&mut s);
+        let now = self.now();
+        s.waiters.insert(id, waiter);
+        if s.machine
+            .handle_input(now, Input::Request { id, request })
+            .is_err()
+        {
+            // Unreachable: ids come from a counter. Dropping the waiter ends the call.
+            s.waiters.remove(&id);
+        }
+        self.after_input(&mut s);
+        id
+    }
+
+    /// The caller gave up on `id` (its future or stream was dropped).
+    pub(crate) fn cancel(self: &Arc<Self>, id: RequestId) {
+        // Never panic in a drop path: a poisoned lock already reported its panic.
+        let Ok(mut s) = self.shared.lock() else {
+            return;
+        };
+        // Nobody listens any more; the `Cancelled` completion goes nowhere.
+        s.waiters.remove(&id);
+        let now = self.now();
+        let _ = s.machine.handle_input(now, Input::Cancel { id });
+        self.after_input(&mut s);
+    }
+
+    /// Feeds what an attempt's task observed. `last` when the task ends after this. Returns
+    /// whether the attempt is still open (a task whose attempt was closed stops reading).
+    pub(crate) fn feed(
+        self: &Arc<Self>,
+        attempt: AttemptId,
+        inputs: impl IntoIterator<Item = Input>,
+        last: bool,
+    ) -> bool {
+        let mut s = self.lock();
+        let now = self.now();
+        for input in inputs {
+            // Inputs for attempts the machine has closed are ignored by it; no other error
+            // exists for attempt inputs.
+            let _ = s.machine.handle_input(now, input);
+            self.drain(&mut s);
+        }
+        let open = if last {
+            s.tasks.remove(&attempt);
+            false
+        } else {
+            s.tasks.contains_key(&attempt)
+        };
+        self.rearm(&mut s);
+        open
+    }
+
+    /// Drains and executes the actions, then rearms the timer.
+    fn after_input(self: &Arc<Self>, s: &mut Shared) {
+        self.drain(s);
+        self.rearm(s);
+    }
+
+    /// Executes every pending action, in the machine's order, with the lock held.
+    fn drain(self: &Arc<Self>, s: &mut Shared) {
+        while let Some(action) = s.machine.poll_action() {
+            match action {
+                Action::Send {
+                    attempt,
+                    provider,
+                    request,
+                    ..
+                } => {
+                    let task = match s.mocks.get_mut(provider.0).and_then(Option::as_mut) {
+                        Some(mock) => {
+                            // Drawn here, in the machine's order, so a seed replays.
+                            let unix = (self.unix_at_epoch + self.epoch.elapsed()).as_secs();
+                            let reply = mock.respond(&request, unix);
+                            tokio::spawn(attempt::mock(self.clone(), attempt, reply))
+                        }
+                        None => tokio::spawn(attempt::http(self.clone(), attempt, request)),
+                    };
+                    s.tasks.insert(attempt, task.abort_handle());
+                }
+                Action::Cancel { attempt } => {
+                    if let Some(task) = s.tasks.remove(&attempt) {
+                        task.abort();
+                    }
+                }
+                Action::Deliver { id, chunk } => match s.waiters.get(&id) {
+                    Some(Waiter::Stream(tx)) => {
+                        // A closed receiver means the stream is being dropped; its guard
+                        // cancels the request.
+                        let _ = tx.send(StreamEvent::Chunk(chunk));
+                    }
+                    // A unary call of a `stream: true` request has nowhere to put chunks.
+                    Some(Waiter::Unary(_)) | None => {}
+                },
+                Action::Complete { id, outcome } => match s.waiters.remove(&id) {
+                    Some(Waiter::Unary(tx)) => {
+                        let _ = tx.send(outcome);
+                    }
+                    Some(Waiter::Stream(tx)) => {
+                        let _ = tx.send(StreamEvent::Done(outcome));
+                    }
+                    None => {}
+                },
+                // `Action` is non-exhaustive: an action this driver does not know is a version
+                // mismatch with core, caught by the tests.
+                _ => debug_assert!(false, "unknown action from the machine"),
+            }
+        }
+    }
+
+    /// Wakes the timer task if the machine's earliest timer moved earlier than its sleep.
+    fn rearm(&self, s: &mut Shared) {
+        if let Some(at) = s.machine.poll_timeout()
+            && s.timer_at.is_none_or(|current| at < current)
+        {
+            s.timer_at = Some(at);
+            self.notify.notify_one();
+        }
+    }
+
+    /// Fires due timers; returns when to wake next.
+    fn fire_timers(self: &Arc<Self>) -> Option<Time> {
+        let mut s = self.lock();
+        let now = self.now();
+        s.machine.handle_timeout(now);
+        self.drain(&mut s);
+        let next = s.machine.poll_timeout();
+        s.timer_at = next;
+        next
+    }
+
+    fn ensure_timer(self: &Arc<Self>, s: &mut Shared) {
+        if s.timer.as_ref().is_none_or(AbortHandle::is_finished) {
+            let task = timer_loop(Arc::downgrade(self), self.notify.clone(), self.epoch);
+            s.timer = Some(tokio::spawn(task).abort_handle());
+            // The new task reads the machine's next timer when it starts.
+            s.timer_at = None;
+        }
+    }
+
+    /// (requests, attempts) the machine holds, and the attempt tasks the driver holds.
+    pub(crate) fn in_flight(&self) -> (usize, usize, usize) {
+        let s = self.lock();
+        (
+            s.machine.requests_in_flight(),
+            s.machine.attempts_in_flight(),
+            s.tasks.len(),
+        )
+    }
+}
+
+/// The router's one timer: sleep until the machine's next deadline (or a nudge), fire, repeat.
+/// Holds only a weak reference while asleep, so dropping every router clone ends it.
+async fn timer_loop(inner: Weak<Inner>, notify: Arc<Notify>, epoch: Instant) {
+    loop {
+        let next = match inner.upgrade() {
+            Some(inner) => inner.fire_timers(),
+            None => return,
+        };
+        match next {
+            Some(at) => {
+                let wake = epoch + Duration::from_nanos(at.as_nanos());
+                tokio::select! {
+                    () = tokio::time::sleep_until(wake) => {}
+                    () = notify.notified() => {}
+                }
+            }
+            None => notify.notified().await,
+        }
+    }
+}
+
+/// Sends `Input::Cancel` for a request when its caller's future or stream is dropped first.
+pub(crate) struct CancelOnDrop {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) id: RequestId,
+    pub(crate) armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            self.inner.cancel(self.id);
+        }
+    }
+}
