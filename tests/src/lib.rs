@@ -1,5 +1,7 @@
-//! f3dx-router-testkit: the deterministic simulator, OpenAI spec validation, and (as drivers land)
-//! the mock provider server and the conformance suite every driver must pass.
+//! f3dx-router-testkit: the deterministic simulator, OpenAI spec validation, the mock provider
+//! HTTP server (`server`, also the `f3dx-mock-provider` binary) and (as drivers land) the
+//! conformance suite every driver must pass.
 
+pub mod server;
 pub mod sim;
 pub mod spec;
