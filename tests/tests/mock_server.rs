@@ -694,7 +694,7 @@ async fn control_api_round_trip() {
     let mut c = h1(server.http_addr()).await;
     let r = send(&mut c, get("/_control/health")).await.unwrap();
     assert_eq!(r.json(), json!({"ok": true}));
-    let steps = json!([{"status": 429, "headers": {"retry-after": "1"}}, {"stream": {"events": ["data: x\n\n"]}}]);
+    let steps = json!([{"status": 429, "headers": {"Retry-After": "1"}}, {"stream": {"events": ["data: x\n\n"]}}]);
     let r = send(&mut c, post("/_control/p/script", &steps))
         .await
         .unwrap();
@@ -720,10 +720,9 @@ async fn control_api_round_trip() {
     assert_eq!(r.status, 400);
 
     let path = "/p/v1/chat/completions";
-    assert_eq!(
-        send(&mut c, post(path, &chat("m"))).await.unwrap().status,
-        429
-    );
+    let r = send(&mut c, post(path, &chat("m"))).await.unwrap();
+    assert_eq!(r.status, 429);
+    assert_eq!(r.headers["retry-after"], "1");
     assert_eq!(
         send(&mut c, post(path, &chat("m"))).await.unwrap().body,
         "data: x\n\n"
