@@ -7,11 +7,13 @@
 use crate::ConfigError;
 use crate::body::BodyBuf;
 use crate::codec::StreamItem;
+use crate::config::ProviderKind;
 use crate::config::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRY_AFTER_CAP, PolicyKind, RouterConfig,
 };
 use crate::http_date::parse_http_date;
 use crate::ids::{AttemptId, ProviderId, RequestId};
+use crate::mock::MockProvider;
 use crate::outcome::{AttemptOutcome, AttemptRecord, RouteError, Routed, TransportErrorKind};
 use crate::provider::{Provider, StreamDecoder};
 use crate::request::ChatRequest;
@@ -80,6 +82,9 @@ pub enum InputError {
     #[error("{0} is already in flight")]
     DuplicateRequest(RequestId),
 }
+
+/// Mixed into the seed for the mock providers' draws, so they differ from other uses of it.
+const MOCK_SEED_STREAM: u64 = 0x6D6F_636B;
 
 /// A timer the machine keeps. Ordered so `(Time, Timer)` pairs form the timer queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -208,8 +213,8 @@ pub struct RouterMachine {
     timers: BTreeSet<(Time, Timer)>,
     actions: VecDeque<Action>,
     next_attempt: u64,
-    #[allow(dead_code)] // reserved for weighted and randomized policies
-    rng: Rng,
+    /// Everything random derives from this: mock replies now, weighted policies later.
+    seed: u64,
     /// Unix time at the driver's `Time::ZERO`, if the driver told us: the fallback for `created`
     /// and for `Retry-After` dates when a response carries no `Date` header.
     unix_at_zero: Option<Duration>,
@@ -253,7 +258,7 @@ impl RouterMachine {
             timers: BTreeSet::new(),
             actions: VecDeque::new(),
             next_attempt: 0,
-            rng: Rng::new(seed),
+            seed,
             unix_at_zero: None,
             scratch_events: Vec::new(),
             scratch_items: Vec::new(),
@@ -271,6 +276,22 @@ impl RouterMachine {
     fn unix_now(&self, now: Time) -> Option<u64> {
         self.unix_at_zero
             .map(|zero| (zero + (now - Time::ZERO)).as_secs())
+    }
+
+    /// The in-process models of the `mock` providers (`None` for the others), each seeded from the
+    /// machine's seed and its position, so every driver and the simulator draw the same replies
+    /// for the same seed.
+    pub fn mock_providers(&self) -> Vec<Option<MockProvider>> {
+        let mut rng = Rng::new(self.seed ^ MOCK_SEED_STREAM);
+        self.providers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let seed = rng.fork(i as u64).next_u64();
+                (p.kind == ProviderKind::Mock)
+                    .then(|| MockProvider::new(p.config().mock.clone().unwrap_or_default(), seed))
+            })
+            .collect()
     }
 
     /// The configured providers, indexed by [`ProviderId`].

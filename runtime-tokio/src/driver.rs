@@ -17,10 +17,8 @@
 use crate::attempt;
 use bytes::Bytes;
 use f3dx_router_core::mock::MockProvider;
-use f3dx_router_core::rng::Rng;
 use f3dx_router_core::{
-    Action, AttemptId, ChatRequest, Input, ProviderKind, RequestId, RouteError, Routed,
-    RouterMachine, Time,
+    Action, AttemptId, ChatRequest, Input, RequestId, RouteError, Routed, RouterMachine, Time,
 };
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -107,24 +105,11 @@ impl Inner {
     pub(crate) fn new(
         mut machine: RouterMachine,
         client: reqwest::Client,
-        seed: u64,
         unix_at_epoch: Duration,
         epoch: Instant,
     ) -> Self {
         machine.set_unix_time_at_zero(unix_at_epoch);
-        // The same derivation as the simulator: provider i's mock draws from fork(i) of the seed.
-        let mut rng = Rng::new(seed);
-        let mocks = machine
-            .providers()
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let mock_seed = rng.fork(i as u64).next_u64();
-                (p.config().kind == ProviderKind::Mock).then(|| {
-                    MockProvider::new(p.config().mock.clone().unwrap_or_default(), mock_seed)
-                })
-            })
-            .collect();
+        let mocks = machine.mock_providers();
         Inner {
             shared: Mutex::new(Shared {
                 machine,

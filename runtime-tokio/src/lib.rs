@@ -117,7 +117,7 @@ impl RouterBuilder {
         let unix_at_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let inner = Inner::new(machine, client, self.seed, unix_at_epoch, epoch);
+        let inner = Inner::new(machine, client, unix_at_epoch, epoch);
         Ok(Router {
             inner: Arc::new(inner),
             providers,

@@ -1,6 +1,8 @@
-//! f3dx-router-testkit: the deterministic simulator, OpenAI spec validation, and (as drivers land)
-//! the mock provider server and the conformance suite every driver must pass.
+//! f3dx-router-testkit: the deterministic simulator and the rule checker, OpenAI spec validation,
+//! the mock provider HTTP server (`server`, also the `f3dx-mock-provider` binary) and the
+//! conformance suite every driver must pass.
 
 pub mod rules;
+pub mod server;
 pub mod sim;
 pub mod spec;

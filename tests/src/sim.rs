@@ -110,17 +110,10 @@ impl<'a> Sim<'a> {
         let mut rng = Rng::new(seed);
         let machine = RouterMachine::new(scenario.config.clone(), rng.next_u64())
             .expect("scenario config is valid");
-        let mocks = scenario
-            .config
-            .providers
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                MockProvider::new(
-                    p.mock.clone().unwrap_or_default(),
-                    rng.fork(i as u64).next_u64(),
-                )
-            })
+        let mocks = machine
+            .mock_providers()
+            .into_iter()
+            .map(|mock| mock.expect("the simulator's providers are all of kind mock"))
             .collect();
         Sim {
             scenario,
