@@ -56,6 +56,7 @@ mod body;
 pub mod codec;
 pub mod config;
 pub mod http_date;
+pub mod id_map;
 pub mod ids;
 pub mod machine;
 pub mod mock;

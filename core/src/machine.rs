@@ -12,6 +12,7 @@ use crate::config::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRY_AFTER_CAP, PolicyKind, RouterConfig,
 };
 use crate::http_date::parse_http_date;
+use crate::id_map::IdMap;
 use crate::ids::{AttemptId, ProviderId, RequestId};
 use crate::mock::MockProvider;
 use crate::outcome::{AttemptOutcome, AttemptRecord, RouteError, Routed, TransportErrorKind};
@@ -23,8 +24,7 @@ use crate::sse::{SseEvent, SseParser};
 use crate::time::Time;
 use bytes::Bytes;
 use smallvec::SmallVec;
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// Something that happened, fed to [`RouterMachine::handle_input`].
@@ -94,45 +94,6 @@ enum Timer {
     CooldownWake(RequestId),
     AttemptTimeout(AttemptId),
     FirstToken(AttemptId),
-}
-
-/// Ids are already unique integers: hashing them again is wasted work on the hot path.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
-
-impl std::hash::Hash for RequestIdKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0.0);
-    }
-}
-
-/// `RequestId` keyed through [`IdHasher`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RequestIdKey(RequestId);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct AttemptIdKey(AttemptId);
-
-impl std::hash::Hash for AttemptIdKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0.0);
-    }
 }
 
 /// One request in flight.
@@ -208,8 +169,8 @@ pub struct RouterMachine {
     max_attempts: usize,
     max_response_bytes: usize,
     retry_after_cap: Duration,
-    requests: IdMap<RequestIdKey, RequestState>,
-    attempts: IdMap<AttemptIdKey, AttemptState>,
+    requests: IdMap<RequestId, RequestState>,
+    attempts: IdMap<AttemptId, AttemptState>,
     timers: BTreeSet<(Time, Timer)>,
     actions: VecDeque<Action>,
     next_attempt: u64,
@@ -331,7 +292,7 @@ impl RouterMachine {
             Input::ResponseEnd { attempt } => self.on_end(now, attempt),
             Input::TransportError { attempt, kind } => self.on_transport_error(now, attempt, kind),
             Input::Cancel { id } => {
-                if self.requests.contains_key(&RequestIdKey(id)) {
+                if self.requests.contains_key(&id) {
                     self.complete(
                         now,
                         id,
@@ -379,7 +340,7 @@ impl RouterMachine {
         id: RequestId,
         request: ChatRequest,
     ) -> Result<(), InputError> {
-        let key = RequestIdKey(id);
+        let key = id;
         if self.requests.contains_key(&key) {
             return Err(InputError::DuplicateRequest(id));
         }
@@ -418,7 +379,7 @@ impl RouterMachine {
     /// nothing is in flight and nothing more can be tried.
     fn fill(&mut self, now: Time, id: RequestId) {
         loop {
-            let Some(state) = self.requests.get(&RequestIdKey(id)) else {
+            let Some(state) = self.requests.get(&id) else {
                 return;
             };
             if state.hard_failing || state.committed.is_some() || state.live.len() >= state.allowed
@@ -434,7 +395,7 @@ impl RouterMachine {
             let Some(provider) = candidate else { break };
             self.start_attempt(now, id, provider);
         }
-        let Some(state) = self.requests.get(&RequestIdKey(id)) else {
+        let Some(state) = self.requests.get(&id) else {
             return;
         };
         if !state.live.is_empty() || state.hard_failing || state.committed.is_some() {
@@ -484,7 +445,7 @@ impl RouterMachine {
     /// The error for a request whose providers are all spent: `Unsupported` when no provider
     /// could even express it, otherwise every attempt's failure.
     fn exhausted_error(&self, id: RequestId) -> RouteError {
-        let state = &self.requests[&RequestIdKey(id)];
+        let state = &self.requests[&id];
         let first_unsupported = state.records.iter().find_map(|r| match &r.outcome {
             AttemptOutcome::Unsupported { field } => Some((r.provider_name.clone(), field.clone())),
             _ => None,
@@ -507,10 +468,7 @@ impl RouterMachine {
 
     fn start_attempt(&mut self, now: Time, id: RequestId, provider: ProviderId) {
         let p = &self.providers[provider.0];
-        let state = self
-            .requests
-            .get_mut(&RequestIdKey(id))
-            .expect("caller checked");
+        let state = self.requests.get_mut(&id).expect("caller checked");
         state.tried[provider.0] = true;
         let attempt = AttemptId(self.next_attempt);
         self.next_attempt += 1;
@@ -547,7 +505,7 @@ impl RouterMachine {
         }
         let record = state.records.len() - 1;
         self.attempts.insert(
-            AttemptIdKey(attempt),
+            attempt,
             AttemptState {
                 request: id,
                 provider,
@@ -576,7 +534,7 @@ impl RouterMachine {
         outcome: AttemptOutcome,
         cancel: bool,
     ) {
-        let Some(a) = self.attempts.remove(&AttemptIdKey(attempt)) else {
+        let Some(a) = self.attempts.remove(&attempt) else {
             return;
         };
         for t in &a.timers {
@@ -585,7 +543,7 @@ impl RouterMachine {
         if cancel {
             self.actions.push_back(Action::Cancel { attempt });
         }
-        let Some(state) = self.requests.get_mut(&RequestIdKey(a.request)) else {
+        let Some(state) = self.requests.get_mut(&a.request) else {
             return;
         };
         state.live.retain(|x| *x != attempt);
@@ -596,7 +554,7 @@ impl RouterMachine {
 
     /// A soft failure: close the attempt, then try the next provider.
     fn soft_fail(&mut self, now: Time, attempt: AttemptId, outcome: AttemptOutcome, cancel: bool) {
-        let Some(request) = self.attempts.get(&AttemptIdKey(attempt)).map(|a| a.request) else {
+        let Some(request) = self.attempts.get(&attempt).map(|a| a.request) else {
             return;
         };
         self.end_attempt(now, attempt, outcome, cancel);
@@ -606,29 +564,26 @@ impl RouterMachine {
     /// Ends the request: cancels every attempt still open, fills in the attempt history, and
     /// emits its one `Complete`.
     fn complete(&mut self, now: Time, id: RequestId, mut outcome: Result<Routed, RouteError>) {
-        let Some(live) = self.requests.get(&RequestIdKey(id)).map(|s| s.live.clone()) else {
+        let Some(live) = self.requests.get(&id).map(|s| s.live.clone()) else {
             return;
         };
         for attempt in live {
             self.end_attempt(now, attempt, AttemptOutcome::Cancelled, true);
         }
-        let state = self
-            .requests
-            .remove(&RequestIdKey(id))
-            .expect("present above");
+        let state = self.requests.remove(&id).expect("present above");
         for t in &state.timers {
             self.timers.remove(t);
         }
         let records = state.records;
         match &mut outcome {
             Ok(routed) => routed.attempts = records,
-            Err(e) => set_attempts(e, records),
+            Err(e) => *e.attempts_mut() = records,
         }
         self.actions.push_back(Action::Complete { id, outcome });
     }
 
     fn arm_request_timer(&mut self, id: RequestId, at: Time, timer: Timer) {
-        if let Some(state) = self.requests.get_mut(&RequestIdKey(id)) {
+        if let Some(state) = self.requests.get_mut(&id) {
             state.timers.push((at, timer));
             self.timers.insert((at, timer));
         }
@@ -637,14 +592,12 @@ impl RouterMachine {
     /// Drops a fired timer from its owner's list so completion does not try to remove it again.
     fn forget_timer(&mut self, at: Time, timer: Timer) {
         let list = match timer {
-            Timer::Deadline(id) | Timer::Hedge(id) | Timer::CooldownWake(id) => self
-                .requests
-                .get_mut(&RequestIdKey(id))
-                .map(|s| &mut s.timers),
-            Timer::AttemptTimeout(a) | Timer::FirstToken(a) => self
-                .attempts
-                .get_mut(&AttemptIdKey(a))
-                .map(|s| &mut s.timers),
+            Timer::Deadline(id) | Timer::Hedge(id) | Timer::CooldownWake(id) => {
+                self.requests.get_mut(&id).map(|s| &mut s.timers)
+            }
+            Timer::AttemptTimeout(a) | Timer::FirstToken(a) => {
+                self.attempts.get_mut(&a).map(|s| &mut s.timers)
+            }
         };
         if let Some(list) = list {
             list.retain(|t| *t != (at, timer));
@@ -665,7 +618,7 @@ impl RouterMachine {
                 );
             }
             Timer::Hedge(id) => {
-                let Some(state) = self.requests.get_mut(&RequestIdKey(id)) else {
+                let Some(state) = self.requests.get_mut(&id) else {
                     return;
                 };
                 state.allowed = (state.allowed + 1).min(self.hedge_k);
@@ -689,7 +642,7 @@ impl RouterMachine {
     /// The per-attempt timer fired: soft, unless the attempt is a committed stream (then the
     /// stream is broken) or a hard failure reading its body (then it ends with what it has).
     fn timed_out(&mut self, now: Time, attempt: AttemptId) {
-        let Some(a) = self.attempts.get(&AttemptIdKey(attempt)) else {
+        let Some(a) = self.attempts.get(&attempt) else {
             return;
         };
         match &a.phase {
@@ -704,9 +657,9 @@ impl RouterMachine {
     }
 
     fn is_committed(&self, attempt: AttemptId) -> bool {
-        self.attempts.get(&AttemptIdKey(attempt)).is_some_and(|a| {
+        self.attempts.get(&attempt).is_some_and(|a| {
             self.requests
-                .get(&RequestIdKey(a.request))
+                .get(&a.request)
                 .is_some_and(|s| s.committed == Some(attempt))
         })
     }
@@ -714,7 +667,7 @@ impl RouterMachine {
     // ---- responses ---------------------------------------------------------------------------
 
     fn on_head(&mut self, now: Time, attempt: AttemptId, status: u16, headers: &http::HeaderMap) {
-        let Some(a) = self.attempts.get(&AttemptIdKey(attempt)) else {
+        let Some(a) = self.attempts.get(&attempt) else {
             return;
         };
         if !matches!(a.phase, Phase::Head) {
@@ -728,7 +681,7 @@ impl RouterMachine {
             .or_else(|| self.unix_now(now));
         match status {
             200..=299 => {
-                let Some(state) = self.requests.get(&RequestIdKey(request_id)) else {
+                let Some(state) = self.requests.get(&request_id) else {
                     return;
                 };
                 let phase = if state.request.stream() {
@@ -746,7 +699,7 @@ impl RouterMachine {
                         created: date.unwrap_or(0),
                     }
                 };
-                if let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt)) {
+                if let Some(a) = self.attempts.get_mut(&attempt) {
                     a.phase = phase;
                 }
             }
@@ -759,23 +712,22 @@ impl RouterMachine {
             _ => {
                 // Hard: nothing more is sent for this payload; other legs stop now, and the
                 // request completes once the error body has been read.
-                let live: SmallVec<[AttemptId; 4]> =
-                    match self.requests.get_mut(&RequestIdKey(request_id)) {
-                        Some(state) => {
-                            state.hard_failing = true;
-                            state
-                                .live
-                                .iter()
-                                .copied()
-                                .filter(|x| *x != attempt)
-                                .collect()
-                        }
-                        None => return,
-                    };
+                let live: SmallVec<[AttemptId; 4]> = match self.requests.get_mut(&request_id) {
+                    Some(state) => {
+                        state.hard_failing = true;
+                        state
+                            .live
+                            .iter()
+                            .copied()
+                            .filter(|x| *x != attempt)
+                            .collect()
+                    }
+                    None => return,
+                };
                 for other in live {
                     self.end_attempt(now, other, AttemptOutcome::Cancelled, true);
                 }
-                if let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt)) {
+                if let Some(a) = self.attempts.get_mut(&attempt) {
                     a.phase = Phase::HardBody { status };
                 }
             }
@@ -804,7 +756,7 @@ impl RouterMachine {
 
     fn on_body(&mut self, now: Time, attempt: AttemptId, chunk: Bytes) {
         let limit = self.max_response_bytes;
-        let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt)) else {
+        let Some(a) = self.attempts.get_mut(&attempt) else {
             return;
         };
         a.received = a.received.saturating_add(chunk.len());
@@ -835,7 +787,7 @@ impl RouterMachine {
     }
 
     fn on_end(&mut self, now: Time, attempt: AttemptId) {
-        let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt)) else {
+        let Some(a) = self.attempts.get_mut(&attempt) else {
             return;
         };
         match &mut a.phase {
@@ -880,7 +832,7 @@ impl RouterMachine {
     }
 
     fn on_transport_error(&mut self, now: Time, attempt: AttemptId, kind: TransportErrorKind) {
-        let Some(a) = self.attempts.get(&AttemptIdKey(attempt)) else {
+        let Some(a) = self.attempts.get(&attempt) else {
             return;
         };
         match a.phase {
@@ -895,7 +847,7 @@ impl RouterMachine {
     }
 
     fn finish_hard_failure(&mut self, now: Time, attempt: AttemptId) {
-        let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt)) else {
+        let Some(a) = self.attempts.get_mut(&attempt) else {
             return;
         };
         let Phase::HardBody { status } = a.phase else {
@@ -930,7 +882,7 @@ impl RouterMachine {
     ) {
         let mut items = std::mem::take(&mut self.scratch_items);
         let mut failure = None;
-        if let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt))
+        if let Some(a) = self.attempts.get_mut(&attempt)
             && let Phase::Stream(stream) = &mut a.phase
         {
             for event in events.drain(..) {
@@ -942,7 +894,7 @@ impl RouterMachine {
         }
         events.clear();
         for item in items.drain(..) {
-            if !self.attempts.contains_key(&AttemptIdKey(attempt)) {
+            if !self.attempts.contains_key(&attempt) {
                 break;
             }
             match item {
@@ -957,7 +909,7 @@ impl RouterMachine {
             }
         }
         self.scratch_items = items;
-        if !self.attempts.contains_key(&AttemptIdKey(attempt)) {
+        if !self.attempts.contains_key(&attempt) {
             return;
         }
         if let Some(reason) = failure {
@@ -979,19 +931,14 @@ impl RouterMachine {
     }
 
     fn stream_chunk(&mut self, now: Time, attempt: AttemptId, json: Bytes, content: bool) {
-        let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt)) else {
+        let Some(a) = self.attempts.get_mut(&attempt) else {
             return;
         };
         let Phase::Stream(stream) = &mut a.phase else {
             return;
         };
         let request = a.request;
-        if self
-            .requests
-            .get(&RequestIdKey(request))
-            .and_then(|s| s.committed)
-            == Some(attempt)
-        {
+        if self.requests.get(&request).and_then(|s| s.committed) == Some(attempt) {
             self.actions.push_back(Action::Deliver {
                 id: request,
                 chunk: json,
@@ -1014,7 +961,7 @@ impl RouterMachine {
 
     /// This attempt is the one the caller will see: every other leg is cancelled.
     fn commit(&mut self, now: Time, attempt: AttemptId) {
-        let Some(a) = self.attempts.get_mut(&AttemptIdKey(attempt)) else {
+        let Some(a) = self.attempts.get_mut(&attempt) else {
             return;
         };
         let request = a.request;
@@ -1026,7 +973,7 @@ impl RouterMachine {
             }
             !first_token
         });
-        let Some(state) = self.requests.get_mut(&RequestIdKey(request)) else {
+        let Some(state) = self.requests.get_mut(&request) else {
             return;
         };
         state.committed = Some(attempt);
@@ -1044,22 +991,18 @@ impl RouterMachine {
     fn stream_done(&mut self, now: Time, attempt: AttemptId) {
         if !self.is_committed(attempt) {
             // A stream with no content at all (an empty answer) commits at its end.
-            let held = match self
-                .attempts
-                .get_mut(&AttemptIdKey(attempt))
-                .map(|a| &mut a.phase)
-            {
+            let held = match self.attempts.get_mut(&attempt).map(|a| &mut a.phase) {
                 Some(Phase::Stream(stream)) => std::mem::take(&mut stream.held),
                 _ => return,
             };
             self.commit(now, attempt);
-            let request = self.attempts[&AttemptIdKey(attempt)].request;
+            let request = self.attempts[&attempt].request;
             for chunk in held {
                 self.actions
                     .push_back(Action::Deliver { id: request, chunk });
             }
         }
-        let Some(a) = self.attempts.get(&AttemptIdKey(attempt)) else {
+        let Some(a) = self.attempts.get(&attempt) else {
             return;
         };
         let Phase::Stream(stream) = &a.phase else {
@@ -1099,7 +1042,7 @@ impl RouterMachine {
     }
 
     fn interrupt_stream(&mut self, now: Time, attempt: AttemptId, reason: String) {
-        let Some(a) = self.attempts.get(&AttemptIdKey(attempt)) else {
+        let Some(a) = self.attempts.get(&attempt) else {
             return;
         };
         let (request, provider) = (a.request, self.providers[a.provider.0].name.clone());
@@ -1116,18 +1059,6 @@ impl RouterMachine {
                 attempts: Vec::new(),
             }),
         );
-    }
-}
-
-fn set_attempts(error: &mut RouteError, records: Vec<AttemptRecord>) {
-    match error {
-        RouteError::HardFailure { attempts, .. }
-        | RouteError::AllProvidersFailed { attempts }
-        | RouteError::DeadlineExceeded { attempts, .. }
-        | RouteError::RateLimited { attempts, .. }
-        | RouteError::StreamInterrupted { attempts, .. }
-        | RouteError::Unsupported { attempts, .. }
-        | RouteError::Cancelled { attempts } => *attempts = records,
     }
 }
 

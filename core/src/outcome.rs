@@ -25,6 +25,18 @@ pub enum TransportErrorKind {
     Other,
 }
 
+impl TransportErrorKind {
+    /// Every kind, for tests and fuzzers that pick one.
+    pub const ALL: [TransportErrorKind; 6] = [
+        TransportErrorKind::Refused,
+        TransportErrorKind::Reset,
+        TransportErrorKind::Timeout,
+        TransportErrorKind::Tls,
+        TransportErrorKind::Dns,
+        TransportErrorKind::Other,
+    ];
+}
+
 impl fmt::Display for TransportErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -153,10 +165,10 @@ pub enum RouteError {
     Cancelled { attempts: Vec<AttemptRecord> },
 }
 
-impl RouteError {
-    /// The attempts made before the failure.
-    pub fn attempts(&self) -> &[AttemptRecord] {
-        match self {
+/// Every variant's `attempts` field, by shared or mutable reference.
+macro_rules! attempts_of {
+    ($error:expr) => {
+        match $error {
             RouteError::HardFailure { attempts, .. }
             | RouteError::AllProvidersFailed { attempts }
             | RouteError::DeadlineExceeded { attempts, .. }
@@ -165,6 +177,18 @@ impl RouteError {
             | RouteError::Unsupported { attempts, .. }
             | RouteError::Cancelled { attempts } => attempts,
         }
+    };
+}
+
+impl RouteError {
+    /// The attempts made before the failure.
+    pub fn attempts(&self) -> &[AttemptRecord] {
+        attempts_of!(self)
+    }
+
+    /// The attempt history, for the machine to fill in when the request completes.
+    pub fn attempts_mut(&mut self) -> &mut Vec<AttemptRecord> {
+        attempts_of!(self)
     }
 }
 

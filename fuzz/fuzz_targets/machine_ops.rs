@@ -63,15 +63,6 @@ const RETRY_AFTER: [(&str, &str); 10] = [
     ("retry-after", "Wed, 21 Oct 2015 07:29:00 GMT"),
 ];
 
-const TRANSPORT: [TransportErrorKind; 6] = [
-    TransportErrorKind::Refused,
-    TransportErrorKind::Reset,
-    TransportErrorKind::Timeout,
-    TransportErrorKind::Tls,
-    TransportErrorKind::Dns,
-    TransportErrorKind::Other,
-];
-
 #[derive(Arbitrary, Debug)]
 struct Config {
     providers: u8,
@@ -569,7 +560,8 @@ impl Harness {
                 };
                 let (attempt, open) = (self.sends[s].attempt, self.sends[s].open);
                 self.close_by_input(s);
-                let kind = TRANSPORT[usize::from(kind) % TRANSPORT.len()];
+                let kind =
+                    TransportErrorKind::ALL[usize::from(kind) % TransportErrorKind::ALL.len()];
                 self.feed(Input::TransportError { attempt, kind })
                     .expect("no misuse");
                 self.drain(!open);

@@ -16,12 +16,11 @@
 
 use crate::attempt;
 use bytes::Bytes;
+use f3dx_router_core::id_map::IdMap;
 use f3dx_router_core::mock::MockProvider;
 use f3dx_router_core::{
     Action, AttemptId, ChatRequest, Input, RequestId, RouteError, Routed, RouterMachine, Time,
 };
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -42,26 +41,6 @@ pub(crate) enum Waiter {
     Unary(oneshot::Sender<Result<Routed, RouteError>>),
     Stream(mpsc::UnboundedSender<StreamEvent>),
 }
-
-/// Ids are unique integers already; hashing them again is wasted work on the hot path.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 /// Everything behind the lock.
 pub(crate) struct Shared {

@@ -110,15 +110,6 @@ fn config() -> impl Strategy<Value = RouterConfig> {
         })
 }
 
-const KINDS: [TransportErrorKind; 6] = [
-    TransportErrorKind::Refused,
-    TransportErrorKind::Reset,
-    TransportErrorKind::Timeout,
-    TransportErrorKind::Tls,
-    TransportErrorKind::Dns,
-    TransportErrorKind::Other,
-];
-
 /// Runs `ops`, then answers every open attempt with a reset and lets every timer fire, checking
 /// the rules throughout. Returns the action trace.
 fn run(config: &RouterConfig, ops: &[Op]) -> Result<Vec<String>, TestCaseError> {
@@ -193,7 +184,7 @@ fn run(config: &RouterConfig, ops: &[Op]) -> Result<Vec<String>, TestCaseError> 
             Op::End { send } => pick(send).map(|attempt| Input::ResponseEnd { attempt }),
             Op::Transport { send, kind } => pick(send).map(|attempt| Input::TransportError {
                 attempt,
-                kind: KINDS[kind as usize],
+                kind: TransportErrorKind::ALL[kind as usize],
             }),
             Op::Cancel { request } => (requests > 0).then(|| Input::Cancel {
                 id: RequestId(1 + request as u64 % requests),
