@@ -137,7 +137,13 @@ fn run(config: &RouterConfig, ops: &[Op]) -> Result<Vec<String>, TestCaseError> 
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 rules.after_input(&input);
             }
-            None => m.handle_timeout(now),
+            None => {
+                m.handle_timeout(now);
+                // A timer left at or before `now` would make a driver's timer task spin.
+                if let Some(at) = m.poll_timeout() {
+                    prop_assert!(at > now, "poll_timeout {at:?} not after handle_timeout({now:?})");
+                }
+            }
         }
         while let Some(action) = m.poll_action() {
             rules.on_action(now, &action).map_err(TestCaseError::fail)?;
