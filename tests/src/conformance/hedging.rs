@@ -16,6 +16,8 @@ fn hedged(server: &MockServer, names: &[&str], k: u64, delay_ms: u64) -> Value {
 pub async fn hedged_delay_zero_both_receive_loser_disconnected<D: Driver>() {
     let server = MockServer::start().await;
     server.script("a", vec![Step::ok().delay(SLOW)]);
+    // b answers after a short delay so a's request has surely arrived before it is cancelled.
+    server.script("b", vec![Step::ok().delay(HEAD_START)]);
     let d = D::build(config(hedged(&server, &["a", "b"], 2, 0)), None);
     let start = Instant::now();
     let routed = d.call(request("race")).await.expect("served");
@@ -73,7 +75,8 @@ pub async fn delayed_hedge_fires_when_first_is_slow<D: Driver>() {
 /// cancels the leg still running.
 pub async fn hedged_soft_failure_starts_the_next_untried<D: Driver>() {
     let server = MockServer::start().await;
-    server.script("a", vec![Step::status(500)]);
+    // a fails after a short delay so b's request has surely arrived before it is cancelled.
+    server.script("a", vec![Step::status(500).delay(HEAD_START)]);
     server.script("b", vec![Step::ok().delay(SLOW)]);
     let d = D::build(config(hedged(&server, &["a", "b", "c"], 2, 0)), None);
     let routed = d.call(request("three")).await.expect("served");
@@ -95,7 +98,8 @@ pub async fn hedged_soft_failure_starts_the_next_untried<D: Driver>() {
 /// provider is tried.
 pub async fn hedged_hard_failure_cancels_the_other_leg<D: Driver>() {
     let server = MockServer::start().await;
-    server.script("a", vec![Step::status(400)]);
+    // a fails after a short delay so b's request has surely arrived before it is cancelled.
+    server.script("a", vec![Step::status(400).delay(HEAD_START)]);
     server.script("b", vec![Step::ok().delay(SLOW)]);
     let d = D::build(config(hedged(&server, &["a", "b", "c"], 2, 0)), None);
     let err = d.call(request("hard")).await.unwrap_err();

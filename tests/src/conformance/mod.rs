@@ -218,6 +218,10 @@ pub const KEY: &str = "sk-conformance-SECRET";
 pub const WAIT: Duration = Duration::from_secs(5);
 /// A delay that must never be waited out: a response slower than this is always cancelled.
 pub const SLOW: Duration = Duration::from_secs(4);
+/// How long a hedged leg that must lose (or fail) waits before answering, so that the other
+/// leg's request has reached the server before it is cancelled: legs are sent at the same
+/// instant, but on a loaded machine one connection may be made well after the other.
+pub const HEAD_START: Duration = Duration::from_millis(200);
 /// The limit on one whole scenario.
 pub const SCENARIO_LIMIT: Duration = Duration::from_secs(60);
 

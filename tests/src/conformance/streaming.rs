@@ -386,6 +386,12 @@ pub async fn hedged_stream_first_to_commit_wins<D: Driver>() {
             StreamStep::default_stream().chunk_gap(SLOW),
         )],
     );
+    // b starts after a short delay so a's request has surely arrived (and sent its role chunk)
+    // before it is cancelled.
+    server.script(
+        "b",
+        vec![Step::streaming(StreamStep::default_stream()).delay(HEAD_START)],
+    );
     let mut cfg = providers(&server, &["a", "b"]);
     cfg["policy"] = json!("hedged");
     cfg["hedge_k"] = json!(2);
