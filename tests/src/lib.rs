@@ -2,6 +2,7 @@
 //! the mock provider HTTP server (`server`, also the `f3dx-mock-provider` binary) and the
 //! conformance suite every driver must pass.
 
+pub mod conformance;
 pub mod rules;
 pub mod server;
 pub mod sim;
