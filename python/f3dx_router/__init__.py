@@ -22,13 +22,13 @@ from f3dx_router._native import (
     InvalidRequestError,
     RateLimitedError,
     Route,
-    Router,
     RouterConfigError,
     RouterError,
     StreamInterruptedError,
     UnsupportedError,
     __version__,
 )
+from f3dx_router._router import Router
 from f3dx_router._types import ChatCompletion
 
 __all__ = [

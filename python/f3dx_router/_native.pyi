@@ -2,14 +2,32 @@
 
 from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, final, overload
+from typing import Any, Literal, TypeAlias, final, overload
+
+from typing_extensions import disjoint_base
 
 from f3dx_router._types import ChatCompletion
 
 __version__: str
+__all__ = [
+    "__version__",
+    "AllProvidersFailedError",
+    "AsyncChatCompletionStream",
+    "Attempt",
+    "ChatCompletionStream",
+    "DeadlineExceededError",
+    "HardFailureError",
+    "InvalidRequestError",
+    "RateLimitedError",
+    "Route",
+    "Router",
+    "RouterConfigError",
+    "RouterError",
+    "StreamInterruptedError",
+    "UnsupportedError",
+]
 
-Chunk = dict[str, Any]
-"""One OpenAI ``chat.completion.chunk`` object."""
+_Chunk: TypeAlias = dict[str, Any]  # one OpenAI chat.completion.chunk object
 
 @final
 class Attempt:
@@ -48,7 +66,7 @@ class ChatCompletionStream:
     cancels the request and every attempt in flight."""
 
     def __iter__(self) -> ChatCompletionStream: ...
-    def __next__(self) -> Chunk: ...
+    def __next__(self) -> _Chunk: ...
     def close(self) -> None: ...
     def __enter__(self) -> ChatCompletionStream: ...
     def __exit__(
@@ -66,7 +84,7 @@ class AsyncChatCompletionStream:
     reference before the end cancels the request and every attempt in flight."""
 
     def __aiter__(self) -> AsyncChatCompletionStream: ...
-    def __anext__(self) -> Awaitable[Chunk]: ...
+    def __anext__(self) -> Awaitable[_Chunk]: ...
     def aclose(self) -> Awaitable[None]: ...
     def __aenter__(self) -> Awaitable[AsyncChatCompletionStream]: ...
     def __aexit__(
@@ -76,9 +94,10 @@ class AsyncChatCompletionStream:
     @property
     def route(self) -> Route | None: ...
 
-@final
+@disjoint_base
 class Router:
-    """An in-process LLM-provider router. Thread-safe; share one per process.
+    """The native router; ``f3dx_router.Router`` subclasses it (``achat_completions`` as a
+    coroutine). An in-process LLM-provider router. Thread-safe; share one per process.
 
     ``providers`` is a list of dicts with the keys of the JSON config: ``name``, ``kind``
     (``"openai"``, ``"anthropic"``, ``"mock"``), ``base_url``, ``api_key`` or ``api_key_env``,
@@ -104,6 +123,10 @@ class Router:
         root_certificates: str | bytes | Sequence[str | bytes] | None = None,
         connect_timeout_ms: int | None = None,
     ) -> Router: ...
+    # chat_completions: routes one OpenAI chat request, blocking with the GIL released (Ctrl-C
+    # cancels it). Returns a ChatCompletion (a dict with .route), or, when the request streams
+    # ("stream": True in it, or stream=True here), a ChatCompletionStream. Pass stream=True to
+    # let a type checker see the stream.
     @overload
     def chat_completions(
         self, request: Mapping[str, Any], *, stream: Literal[True]
@@ -112,14 +135,12 @@ class Router:
     def chat_completions(
         self, request: Mapping[str, Any], *, stream: Literal[False] | None = None
     ) -> ChatCompletion: ...
+    @overload
     def chat_completions(
         self, request: Mapping[str, Any], *, stream: bool | None = None
-    ) -> ChatCompletion | ChatCompletionStream:
-        """Routes one OpenAI chat request, blocking with the GIL released (Ctrl-C cancels it).
-
-        Returns a ``ChatCompletion`` (a dict with ``.route``), or, when the request streams
-        (``"stream": True`` in it, or ``stream=True`` here), a ``ChatCompletionStream``.
-        Pass ``stream=True`` to let a type checker see the stream."""
+    ) -> ChatCompletion | ChatCompletionStream: ...
+    # achat_completions: the same as an asyncio future on the extension's tokio runtime (no
+    # thread per call). Cancelling it cancels the request and its attempts.
     @overload
     def achat_completions(
         self, request: Mapping[str, Any], *, stream: Literal[True]
@@ -128,11 +149,10 @@ class Router:
     def achat_completions(
         self, request: Mapping[str, Any], *, stream: Literal[False] | None = None
     ) -> Awaitable[ChatCompletion]: ...
+    @overload
     def achat_completions(
         self, request: Mapping[str, Any], *, stream: bool | None = None
-    ) -> Awaitable[ChatCompletion | AsyncChatCompletionStream]:
-        """``chat_completions`` as an awaitable on the extension's tokio runtime (no thread per
-        call). Cancelling the awaiting task cancels the request and its attempts."""
+    ) -> Awaitable[ChatCompletion | AsyncChatCompletionStream]: ...
     @property
     def provider_names(self) -> list[str]: ...
     @property

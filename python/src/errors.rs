@@ -122,7 +122,10 @@ pub(crate) fn register(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> 
         "AllProvidersFailedError",
         py.get_type::<AllProvidersFailedError>(),
     )?;
-    m.add("DeadlineExceededError", py.get_type::<DeadlineExceededError>())?;
+    m.add(
+        "DeadlineExceededError",
+        py.get_type::<DeadlineExceededError>(),
+    )?;
     m.add("RateLimitedError", py.get_type::<RateLimitedError>())?;
     m.add(
         "StreamInterruptedError",
@@ -196,10 +199,7 @@ pub(crate) fn config_field_error(py: Python<'_>, field: &str, problem: &str) -> 
         Ok(ty) => raise(
             ty,
             format!("invalid router config at `{field}`: {problem}"),
-            vec![(
-                "field",
-                field.into_pyobject(py).expect("str").into_any(),
-            )],
+            vec![("field", field.into_pyobject(py).expect("str").into_any())],
         ),
         Err(e) => e,
     }
@@ -226,10 +226,7 @@ pub(crate) fn request_error(py: Python<'_>, error: &RequestError, secrets: &Secr
             secrets.scrub(&error.to_string()),
             vec![(
                 "field",
-                field
-                    .into_pyobject(py)
-                    .expect("Option<String>")
-                    .into_any(),
+                field.into_pyobject(py).expect("Option<String>").into_any(),
             )],
         ),
         Err(e) => e,

@@ -26,8 +26,7 @@ pub(crate) struct Attempt {
 
 impl Attempt {
     pub(crate) fn from_record(record: &AttemptRecord, secrets: &Secrets) -> Attempt {
-        let (outcome, status, detail): (&str, Option<u16>, Option<String>) = match &record.outcome
-        {
+        let (outcome, status, detail): (&str, Option<u16>, Option<String>) = match &record.outcome {
             AttemptOutcome::Success { status } => ("success", Some(*status), None),
             AttemptOutcome::SoftStatus { status } => ("soft_status", Some(*status), None),
             AttemptOutcome::HardStatus { status } => ("hard_status", Some(*status), None),
@@ -36,18 +35,22 @@ impl Attempt {
             AttemptOutcome::InvalidBody { status, reason } => {
                 ("invalid_body", Some(*status), Some(reason.clone()))
             }
-            AttemptOutcome::BodyTooLarge { limit } => {
-                ("body_too_large", None, Some(format!("body over {limit} bytes")))
-            }
+            AttemptOutcome::BodyTooLarge { limit } => (
+                "body_too_large",
+                None,
+                Some(format!("body over {limit} bytes")),
+            ),
             AttemptOutcome::StreamFailedBeforeCommit { reason } => {
                 ("stream_failed_before_commit", None, Some(reason.clone()))
             }
             AttemptOutcome::StreamInterrupted { reason } => {
                 ("stream_interrupted", None, Some(reason.clone()))
             }
-            AttemptOutcome::Unsupported { field } => {
-                ("unsupported", None, Some(format!("cannot express `{field}`")))
-            }
+            AttemptOutcome::Unsupported { field } => (
+                "unsupported",
+                None,
+                Some(format!("cannot express `{field}`")),
+            ),
             AttemptOutcome::Cancelled => ("cancelled", None, None),
             other => ("other", None, Some(format!("{other:?}"))),
         };

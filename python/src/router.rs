@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// An in-process LLM-provider router. Thread-safe: share one across threads and tasks.
-#[pyclass(frozen, name = "Router", module = "f3dx_router")]
+#[pyclass(frozen, subclass, name = "Router", module = "f3dx_router._native")]
 pub(crate) struct PyRouter {
     router: Router,
     policy: &'static str,

@@ -32,7 +32,9 @@ where
     let rt = runtime();
     let mut future = std::pin::pin!(future);
     loop {
-        let step = py.detach(|| rt.block_on(async { tokio::time::timeout(SIGNAL_CHECK, future.as_mut()).await }));
+        let step = py.detach(|| {
+            rt.block_on(async { tokio::time::timeout(SIGNAL_CHECK, future.as_mut()).await })
+        });
         match step {
             Ok(output) => return Ok(output),
             Err(_elapsed) => py.check_signals()?,
