@@ -1,0 +1,33 @@
+//! `f3dx_router._native`: the Python binding of f3dx-router, over the tokio driver.
+//!
+//! - [`router`]: the `Router` class (keyword arguments -> core's JSON config, sync calls that
+//!   release the GIL and watch for Ctrl-C, async calls that are real awaitables).
+//! - [`stream`]: `ChatCompletionStream` and `AsyncChatCompletionStream` over a `ChunkStream`.
+//! - [`route`]: `Route` and `Attempt`, the route metadata of every answer and error.
+//! - [`errors`]: the exception hierarchy under `RouterError`, and key scrubbing.
+//! - [`runtime`]: the one multi-thread tokio runtime the extension owns, and the blocking wait.
+//! - [`json`]: Python objects to JSON bytes and back (the interpreter's own `json` module).
+
+mod errors;
+mod json;
+mod route;
+mod router;
+mod runtime;
+mod stream;
+
+use pyo3::prelude::*;
+
+/// The native module. `f3dx_router/__init__.py` re-exports everything public.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    runtime::configure();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<router::PyRouter>()?;
+    m.add_class::<stream::SyncStream>()?;
+    m.add_class::<stream::AsyncStream>()?;
+    m.add_class::<route::Route>()?;
+    m.add_class::<route::Attempt>()?;
+    errors::register(py, m)?;
+    Ok(())
+}

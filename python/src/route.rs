@@ -1,0 +1,118 @@
+//! Route metadata: which provider served a request and every attempt made, with no second
+//! request. `ChatCompletion.route`, `ChatCompletionStream.route` and every routing error's
+//! `attempts` are built here from core's `Routed` / `AttemptRecord`.
+
+use crate::errors::Secrets;
+use f3dx_router_core::{AttemptOutcome, AttemptRecord, Routed};
+use pyo3::prelude::*;
+
+/// One attempt: a provider, how it ended, and how long it took.
+#[pyclass(frozen, get_all, module = "f3dx_router")]
+#[derive(Debug, Clone)]
+pub(crate) struct Attempt {
+    /// The provider's configured name.
+    provider: String,
+    /// `success`, `soft_status`, `hard_status`, `transport_error`, `timed_out`, `invalid_body`,
+    /// `body_too_large`, `stream_failed_before_commit`, `stream_interrupted`, `unsupported`,
+    /// `cancelled`.
+    outcome: String,
+    /// The HTTP status, when the provider answered one.
+    status: Option<u16>,
+    /// A human description of a failure (`connection reset`, `invalid 200 body (...)`).
+    detail: Option<String>,
+    /// From send to outcome, in milliseconds.
+    latency_ms: f64,
+}
+
+impl Attempt {
+    pub(crate) fn from_record(record: &AttemptRecord, secrets: &Secrets) -> Attempt {
+        let (outcome, status, detail): (&str, Option<u16>, Option<String>) = match &record.outcome {
+            AttemptOutcome::Success { status } => ("success", Some(*status), None),
+            AttemptOutcome::SoftStatus { status } => ("soft_status", Some(*status), None),
+            AttemptOutcome::HardStatus { status } => ("hard_status", Some(*status), None),
+            AttemptOutcome::Transport(kind) => ("transport_error", None, Some(kind.to_string())),
+            AttemptOutcome::TimedOut => ("timed_out", None, None),
+            AttemptOutcome::InvalidBody { status, reason } => {
+                ("invalid_body", Some(*status), Some(reason.clone()))
+            }
+            AttemptOutcome::BodyTooLarge { limit } => (
+                "body_too_large",
+                None,
+                Some(format!("body over {limit} bytes")),
+            ),
+            AttemptOutcome::StreamFailedBeforeCommit { reason } => {
+                ("stream_failed_before_commit", None, Some(reason.clone()))
+            }
+            AttemptOutcome::StreamInterrupted { reason } => {
+                ("stream_interrupted", None, Some(reason.clone()))
+            }
+            AttemptOutcome::Unsupported { field } => (
+                "unsupported",
+                None,
+                Some(format!("cannot express `{field}`")),
+            ),
+            AttemptOutcome::Cancelled => ("cancelled", None, None),
+            other => ("other", None, Some(format!("{other:?}"))),
+        };
+        Attempt {
+            provider: record.provider_name.to_string(),
+            outcome: outcome.to_owned(),
+            status,
+            detail: detail.map(|d| secrets.scrub(&d)),
+            latency_ms: record.latency.as_secs_f64() * 1000.0,
+        }
+    }
+}
+
+#[pymethods]
+impl Attempt {
+    fn __repr__(&self) -> String {
+        let mut s = format!(
+            "Attempt(provider='{}', outcome='{}'",
+            self.provider, self.outcome
+        );
+        if let Some(status) = self.status {
+            s.push_str(&format!(", status={status}"));
+        }
+        if let Some(detail) = &self.detail {
+            s.push_str(&format!(", detail={detail:?}"));
+        }
+        s.push_str(&format!(", latency_ms={:.3})", self.latency_ms));
+        s
+    }
+}
+
+/// The route a served request took.
+#[pyclass(frozen, get_all, module = "f3dx_router")]
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    /// The provider that served the request.
+    provider: String,
+    /// Every attempt, in the order they were started (losing hedges and failovers included).
+    attempts: Vec<Attempt>,
+}
+
+impl Route {
+    pub(crate) fn from_routed(routed: &Routed, secrets: &Secrets) -> Route {
+        Route {
+            provider: routed.provider_name.to_string(),
+            attempts: routed
+                .attempts
+                .iter()
+                .map(|a| Attempt::from_record(a, secrets))
+                .collect(),
+        }
+    }
+}
+
+#[pymethods]
+impl Route {
+    fn __repr__(&self) -> String {
+        let attempts: Vec<String> = self.attempts.iter().map(Attempt::__repr__).collect();
+        format!(
+            "Route(provider='{}', attempts=[{}])",
+            self.provider,
+            attempts.join(", ")
+        )
+    }
+}

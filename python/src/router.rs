@@ -1,0 +1,310 @@
+//! The `Router` class.
+//!
+//! Keyword arguments and provider dicts become core's JSON config (`RouterConfig::from_json`),
+//! so every invalid value is a `RouterConfigError` naming the field exactly as the Rust API does.
+//! Requests are serialized with `json.dumps` and checked by `ChatRequest::from_json` before
+//! anything is sent.
+
+use crate::errors::{self, Secrets};
+use crate::json;
+use crate::route::Route;
+use crate::runtime::{runtime, wait};
+use crate::stream::{AsyncStream, SyncStream};
+use f3dx_router_core::{ChatRequest, PolicyKind, Routed, RouterConfig};
+use f3dx_router_tokio::Router;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An in-process LLM-provider router. Thread-safe: share one across threads and tasks.
+#[pyclass(frozen, subclass, name = "Router", module = "f3dx_router._native")]
+pub(crate) struct PyRouter {
+    router: Router,
+    policy: &'static str,
+    secrets: Arc<Secrets>,
+}
+
+/// Every API key a provider list names (`api_key`, or the value of `api_key_env`), read before
+/// validation so that even a config error can be scrubbed.
+fn collect_secrets(providers: &Bound<'_, PyAny>) -> Secrets {
+    let mut keys = Vec::new();
+    if let Ok(iter) = providers.try_iter() {
+        for item in iter.flatten() {
+            let Ok(item) = item.cast_into::<PyDict>() else {
+                continue;
+            };
+            if let Ok(Some(key)) = item.get_item("api_key")
+                && let Ok(key) = key.extract::<String>()
+            {
+                keys.push(key);
+            }
+            if let Ok(Some(var)) = item.get_item("api_key_env")
+                && let Ok(var) = var.extract::<String>()
+                && let Ok(key) = std::env::var(var)
+            {
+                keys.push(key);
+            }
+        }
+    }
+    Secrets::new(keys)
+}
+
+/// `str`, `bytes`, or a list/tuple of them: PEM text with one or more certificates.
+fn pem_list(value: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let one = |v: &Bound<'_, PyAny>| -> PyResult<String> {
+        if let Ok(s) = v.cast::<PyString>() {
+            return Ok(s.to_str()?.to_owned());
+        }
+        if let Ok(b) = v.cast::<PyBytes>() {
+            return String::from_utf8(b.as_bytes().to_vec())
+                .map_err(|_| PyValueError::new_err("root_certificates: PEM bytes are not UTF-8"));
+        }
+        Err(PyTypeError::new_err(
+            "root_certificates must be PEM text (str or bytes) or a list of them",
+        ))
+    };
+    if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+        value.try_iter()?.map(|v| one(&v?)).collect()
+    } else {
+        Ok(vec![one(value)?])
+    }
+}
+
+static CHAT_COMPLETION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// `f3dx_router.ChatCompletion(json.loads(body))` with `.route` set.
+pub(crate) fn completion<'py>(
+    py: Python<'py>,
+    routed: &Routed,
+    secrets: &Secrets,
+) -> PyResult<Bound<'py, PyAny>> {
+    let cls = CHAT_COMPLETION
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(
+                py.import("f3dx_router._types")?
+                    .getattr("ChatCompletion")?
+                    .unbind(),
+            )
+        })?
+        .bind(py);
+    let data = json::loads(py, &routed.body)?;
+    let obj = cls.call1((data,))?;
+    obj.setattr("route", Route::from_routed(routed, secrets))?;
+    Ok(obj)
+}
+
+impl PyRouter {
+    /// Checks the request (a mapping, JSON-serializable, an OpenAI chat request) before anything
+    /// is sent. `stream`, when given, sets the request's `"stream"` key.
+    fn parse(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+        stream: Option<bool>,
+    ) -> PyResult<ChatRequest> {
+        let Ok(mapping) = request.cast::<PyMapping>() else {
+            return Err(PyTypeError::new_err(format!(
+                "request must be a dict holding an OpenAI chat request, got {}",
+                request.get_type().name()?
+            )));
+        };
+        let body = if stream.is_some() || !request.is_instance_of::<PyDict>() {
+            let copy = PyDict::new(py);
+            copy.update(mapping)?;
+            if let Some(stream) = stream {
+                copy.set_item("stream", stream)?;
+            }
+            copy.into_any()
+        } else {
+            request.clone()
+        };
+        let text = json::dumps(py, &body).map_err(|e| {
+            let message = format!("request is not JSON-serializable: {}", e.value(py));
+            if e.is_instance_of::<PyTypeError>(py) {
+                PyTypeError::new_err(message)
+            } else {
+                match errors::request_error_type(py) {
+                    Ok(ty) => PyErr::from_type(ty.clone(), message),
+                    Err(e) => e,
+                }
+            }
+        })?;
+        ChatRequest::from_json(text.into_bytes())
+            .map_err(|e| errors::request_error(py, &e, &self.secrets))
+    }
+}
+
+#[pymethods]
+impl PyRouter {
+    #[new]
+    #[pyo3(signature = (
+        providers,
+        *,
+        policy = None,
+        hedge_k = None,
+        hedge_delay_ms = None,
+        deadline_ms = None,
+        ttft_ms = None,
+        max_attempts = None,
+        max_response_bytes = None,
+        retry_after_cap_ms = None,
+        seed = None,
+        root_certificates = None,
+        connect_timeout_ms = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        providers: &Bound<'_, PyAny>,
+        policy: Option<&Bound<'_, PyAny>>,
+        hedge_k: Option<&Bound<'_, PyAny>>,
+        hedge_delay_ms: Option<&Bound<'_, PyAny>>,
+        deadline_ms: Option<&Bound<'_, PyAny>>,
+        ttft_ms: Option<&Bound<'_, PyAny>>,
+        max_attempts: Option<&Bound<'_, PyAny>>,
+        max_response_bytes: Option<&Bound<'_, PyAny>>,
+        retry_after_cap_ms: Option<&Bound<'_, PyAny>>,
+        seed: Option<u64>,
+        root_certificates: Option<&Bound<'_, PyAny>>,
+        connect_timeout_ms: Option<u64>,
+    ) -> PyResult<Self> {
+        let secrets = collect_secrets(providers);
+        let config = PyDict::new(py);
+        config.set_item("providers", providers)?;
+        for (name, value) in [
+            ("policy", policy),
+            ("hedge_k", hedge_k),
+            ("hedge_delay_ms", hedge_delay_ms),
+            ("deadline_ms", deadline_ms),
+            ("ttft_ms", ttft_ms),
+            ("max_attempts", max_attempts),
+            ("max_response_bytes", max_response_bytes),
+            ("retry_after_cap_ms", retry_after_cap_ms),
+        ] {
+            if let Some(value) = value
+                && !value.is_none()
+            {
+                config.set_item(name, value)?;
+            }
+        }
+        let text = json::dumps(py, config.as_any()).map_err(|e| {
+            PyTypeError::new_err(format!(
+                "router config is not JSON-serializable: {}",
+                secrets.scrub(&e.value(py).to_string())
+            ))
+        })?;
+        let config = RouterConfig::from_json(text.as_bytes())
+            .map_err(|e| errors::config_error(py, &e, &secrets))?;
+        let policy = match config.policy {
+            PolicyKind::Hedged => "hedged",
+            _ => "sequential",
+        };
+        let mut builder = Router::builder(config).seed(seed.unwrap_or(0));
+        if let Some(pems) = root_certificates {
+            for pem in pem_list(pems)? {
+                builder = builder.add_root_certificate_pem(&pem);
+            }
+        }
+        if let Some(ms) = connect_timeout_ms {
+            if ms == 0 {
+                return Err(errors::config_field_error(
+                    py,
+                    "connect_timeout_ms",
+                    "must be greater than 0",
+                ));
+            }
+            builder = builder.connect_timeout(Duration::from_millis(ms));
+        }
+        let router = {
+            let _entered = runtime().enter();
+            builder
+                .build()
+                .map_err(|e| errors::build_error(py, &e, &secrets))?
+        };
+        Ok(PyRouter {
+            router,
+            policy,
+            secrets: Arc::new(secrets),
+        })
+    }
+
+    /// Routes one chat completion, blocking with the GIL released.
+    #[pyo3(signature = (request, *, stream = None))]
+    fn chat_completions<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyAny>,
+        stream: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = self.parse(py, request, stream)?;
+        if request.stream() {
+            let _entered = runtime().enter();
+            let chunks = self.router.chat_completions_stream(request);
+            let stream = SyncStream::new(chunks, self.secrets.clone());
+            return Ok(Bound::new(py, stream)?.into_any());
+        }
+        let router = self.router.clone();
+        let outcome = wait(py, async move { router.chat_completions(request).await })?;
+        match outcome {
+            Ok(routed) => completion(py, &routed, &self.secrets),
+            Err(e) => Err(errors::route_error(py, &e, &self.secrets)),
+        }
+    }
+
+    /// Routes one chat completion; returns an awaitable (no thread per call).
+    #[pyo3(signature = (request, *, stream = None))]
+    fn achat_completions<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyAny>,
+        stream: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = self.parse(py, request, stream)?;
+        let router = self.router.clone();
+        let secrets = self.secrets.clone();
+        if request.stream() {
+            return pyo3_async_runtimes::tokio::future_into_py(py, async move {
+                let chunks = router.chat_completions_stream(request);
+                Python::attach(|py| Py::new(py, AsyncStream::new(chunks, secrets)))
+            });
+        }
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let outcome = router.chat_completions(request).await;
+            Python::attach(|py| match outcome {
+                Ok(routed) => completion(py, &routed, &secrets).map(Bound::unbind),
+                Err(e) => Err(errors::route_error(py, &e, &secrets)),
+            })
+        })
+    }
+
+    /// The configured provider names, in preference order.
+    #[getter]
+    fn provider_names(&self) -> Vec<String> {
+        self.router.provider_names().to_vec()
+    }
+
+    /// `"sequential"` or `"hedged"`.
+    #[getter]
+    fn policy(&self) -> &'static str {
+        self.policy
+    }
+
+    /// `(requests, attempts, attempt_tasks)` in flight. For tests: all zero when idle.
+    fn _in_flight(&self) -> (usize, usize, usize) {
+        let (requests, attempts) = self.router.in_flight();
+        (requests, attempts, self.router.open_tasks())
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        // Names only: no URL, no header, no key.
+        let names = PyList::new(py, self.router.provider_names())?;
+        Ok(format!(
+            "Router(providers={}, policy='{}')",
+            names.repr()?,
+            self.policy
+        ))
+    }
+}

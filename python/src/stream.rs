@@ -1,0 +1,248 @@
+//! Streaming answers: `ChatCompletionStream` (a blocking iterator) and
+//! `AsyncChatCompletionStream` (an async iterator), each over one `ChunkStream`.
+//!
+//! Both yield each OpenAI `chat.completion.chunk` as a dict, then end; an error after the
+//! stream committed ends it with `StreamInterruptedError`. Once a stream has ended, `.route`
+//! tells who served it. Closing it (`close()` / `aclose()` / leaving a `with` block), or
+//! dropping the last reference to it before its end, cancels the request and every attempt
+//! in flight: the provider sees the connection close.
+
+use crate::errors::{self, Secrets};
+use crate::json;
+use crate::route::Route;
+use crate::runtime::{SIGNAL_CHECK, runtime};
+use bytes::Bytes;
+use f3dx_router_core::RouteError;
+use f3dx_router_tokio::ChunkStream;
+use futures_util::StreamExt;
+use pyo3::exceptions::PyStopAsyncIteration;
+use pyo3::prelude::*;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What one wait on the stream gave.
+enum Step {
+    Chunk(Bytes),
+    Failed(RouteError),
+    Ended(Option<Route>),
+    /// Nothing yet; time to check for signals.
+    Pending,
+    /// Closed or already ended.
+    Closed,
+}
+
+/// The chunks of a streaming chat completion, as a blocking iterator of dicts.
+#[pyclass(frozen, name = "ChatCompletionStream", module = "f3dx_router")]
+pub(crate) struct SyncStream {
+    stream: Mutex<Option<ChunkStream>>,
+    route: Mutex<Option<Route>>,
+    secrets: Arc<Secrets>,
+}
+
+impl SyncStream {
+    pub(crate) fn new(stream: ChunkStream, secrets: Arc<Secrets>) -> Self {
+        SyncStream {
+            stream: Mutex::new(Some(stream)),
+            route: Mutex::new(None),
+            secrets,
+        }
+    }
+
+    /// Waits up to [`SIGNAL_CHECK`] for the next item, without the GIL.
+    fn step(&self, py: Python<'_>) -> Step {
+        let rt = runtime();
+        py.detach(|| {
+            let mut slot = lock(&self.stream);
+            let Some(stream) = slot.as_mut() else {
+                return Step::Closed;
+            };
+            match rt.block_on(async { tokio::time::timeout(SIGNAL_CHECK, stream.next()).await }) {
+                Err(_elapsed) => Step::Pending,
+                Ok(Some(Ok(chunk))) => Step::Chunk(chunk),
+                Ok(Some(Err(error))) => {
+                    *slot = None;
+                    Step::Failed(error)
+                }
+                Ok(None) => {
+                    let route = stream
+                        .routed()
+                        .map(|routed| Route::from_routed(routed, &self.secrets));
+                    *slot = None;
+                    Step::Ended(route)
+                }
+            }
+        })
+    }
+
+    fn take(&self, py: Python<'_>) {
+        // Dropping an unfinished ChunkStream cancels the request.
+        let stream = py.detach(|| lock(&self.stream).take());
+        drop(stream);
+    }
+}
+
+#[pymethods]
+impl SyncStream {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        loop {
+            match self.step(py) {
+                Step::Pending => {
+                    if let Err(interrupt) = py.check_signals() {
+                        self.take(py);
+                        return Err(interrupt);
+                    }
+                }
+                Step::Chunk(chunk) => return json::loads(py, &chunk).map(Some),
+                Step::Failed(error) => return Err(errors::route_error(py, &error, &self.secrets)),
+                Step::Ended(route) => {
+                    *lock(&self.route) = route;
+                    return Ok(None);
+                }
+                Step::Closed => return Ok(None),
+            }
+        }
+    }
+
+    /// Cancels the request if it has not ended. Idempotent.
+    fn close(&self, py: Python<'_>) {
+        self.take(py);
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.take(py);
+        false
+    }
+
+    /// The route, once the stream has ended successfully; `None` before.
+    #[getter]
+    fn route(&self) -> Option<Route> {
+        lock(&self.route).clone()
+    }
+
+    fn __repr__(&self) -> String {
+        let open = lock(&self.stream).is_some();
+        format!(
+            "ChatCompletionStream({})",
+            if open { "open" } else { "ended" }
+        )
+    }
+}
+
+struct AsyncState {
+    stream: tokio::sync::Mutex<Option<ChunkStream>>,
+    route: Mutex<Option<Route>>,
+    secrets: Arc<Secrets>,
+}
+
+/// The chunks of a streaming chat completion, as an async iterator of dicts.
+#[pyclass(frozen, name = "AsyncChatCompletionStream", module = "f3dx_router")]
+pub(crate) struct AsyncStream {
+    state: Arc<AsyncState>,
+}
+
+impl AsyncStream {
+    pub(crate) fn new(stream: ChunkStream, secrets: Arc<Secrets>) -> Self {
+        AsyncStream {
+            state: Arc::new(AsyncState {
+                stream: tokio::sync::Mutex::new(Some(stream)),
+                route: Mutex::new(None),
+                secrets,
+            }),
+        }
+    }
+}
+
+impl Drop for AsyncStream {
+    fn drop(&mut self) {
+        // Cancel now, not when a pending `__anext__` future (which shares the state) lets go.
+        if let Ok(mut slot) = self.state.stream.try_lock() {
+            slot.take();
+        }
+    }
+}
+
+#[pymethods]
+impl AsyncStream {
+    fn __aiter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let state = self.state.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let mut slot = state.stream.lock().await;
+            let Some(stream) = slot.as_mut() else {
+                return Err(PyStopAsyncIteration::new_err(()));
+            };
+            match stream.next().await {
+                Some(Ok(chunk)) => {
+                    drop(slot);
+                    Python::attach(|py| json::loads(py, &chunk).map(Bound::unbind))
+                }
+                Some(Err(error)) => {
+                    *slot = None;
+                    drop(slot);
+                    Python::attach(|py| Err(errors::route_error(py, &error, &state.secrets)))
+                }
+                None => {
+                    let route = stream
+                        .routed()
+                        .map(|routed| Route::from_routed(routed, &state.secrets));
+                    *slot = None;
+                    *lock(&state.route) = route;
+                    Err(PyStopAsyncIteration::new_err(()))
+                }
+            }
+        })
+    }
+
+    /// Cancels the request if it has not ended. Idempotent.
+    fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let state = self.state.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let stream = state.stream.lock().await.take();
+            drop(stream);
+            Ok(())
+        })
+    }
+
+    fn __aenter__<'py>(slf: Py<Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(slf) })
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __aexit__<'py>(
+        &self,
+        py: Python<'py>,
+        _args: &Bound<'py, pyo3::types::PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let state = self.state.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let stream = state.stream.lock().await.take();
+            drop(stream);
+            Ok(false)
+        })
+    }
+
+    /// The route, once the stream has ended successfully; `None` before.
+    #[getter]
+    fn route(&self) -> Option<Route> {
+        lock(&self.state.route).clone()
+    }
+
+    fn __repr__(&self) -> String {
+        "AsyncChatCompletionStream()".to_owned()
+    }
+}

@@ -1,0 +1,119 @@
+"""Session fixture: the `f3dx-mock-provider` binary, scripted through its control API.
+
+The binary is found through $F3DX_MOCK_PROVIDER, else at target/debug/f3dx-mock-provider under
+the repository root (`cargo build -p f3dx-router-testkit --bin f3dx-mock-provider`). Only the
+standard library is used to talk to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+KEY = "sk-test-SECRET-0123456789abcdef"
+USER = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def request(**extra: Any) -> dict[str, Any]:
+    return {**USER, **extra}
+
+
+class MockServer:
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.http_url: str = info["http_url"]
+        self.https_url: str = info["https_url"]
+        self.ca_pem: str = Path(info["ca_pem_path"]).read_text()
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"{self.http_url}/_control/{path}",
+            data=data,
+            method=method,
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def base_url(self, provider: str, tls: bool = False) -> str:
+        return f"{self.https_url if tls else self.http_url}/{provider}/v1"
+
+    def provider(self, name: str, kind: str = "openai", **extra: Any) -> dict[str, Any]:
+        return {"name": name, "kind": kind, "base_url": self.base_url(name), "api_key": KEY, **extra}
+
+    def script(self, provider: str, *steps: dict[str, Any]) -> None:
+        self._call("POST", f"{provider}/script", list(steps))
+
+    def received(self, provider: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"{provider}/received")
+        return result
+
+    def reset(self) -> None:
+        self._call("POST", "reset", {})
+
+    def wait_for(self, check: Callable[[], bool], timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return True
+            time.sleep(0.02)
+        return check()
+
+    def disconnected(self, provider: str, timeout: float = 5.0) -> bool:
+        """Waits until the provider's last request ended with the client going away."""
+        return self.wait_for(
+            lambda: bool(self.received(provider))
+            and self.received(provider)[-1]["outcome"] == "client_disconnected",
+            timeout,
+        )
+
+
+def _binary() -> Path:
+    env = os.environ.get("F3DX_MOCK_PROVIDER")
+    path = Path(env) if env else REPO / "target" / "debug" / "f3dx-mock-provider"
+    if not path.exists():
+        pytest.exit(
+            f"{path} not found: cargo build -p f3dx-router-testkit --bin f3dx-mock-provider",
+            returncode=2,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def server_process() -> Iterator[MockServer]:
+    proc = subprocess.Popen(
+        [str(_binary())],
+        stdin=subprocess.PIPE,  # a lifeline: the server exits when we do
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        pytest.exit("f3dx-mock-provider printed nothing", returncode=2)
+    try:
+        yield MockServer(json.loads(line))
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def mock(server_process: MockServer) -> MockServer:
+    server_process.reset()
+    return server_process

@@ -1,0 +1,140 @@
+"""Threads, asyncio tasks, the GIL, cancellation and Ctrl-C."""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from f3dx_router import Router
+from conftest import MockServer, request
+
+
+def test_hedged_loser_is_disconnected(mock: MockServer) -> None:
+    mock.script("a", {"delay_ms": 3000})
+    r = Router(providers=[mock.provider("a"), mock.provider("b")], policy="hedged", hedge_k=2)
+    t0 = time.monotonic()
+    c = r.chat_completions(request())
+    assert time.monotonic() - t0 < 2
+    assert c.route.provider == "b"
+    assert {(a.provider, a.outcome) for a in c.route.attempts} == {("a", "cancelled"), ("b", "success")}
+    assert mock.disconnected("a")
+    assert r._in_flight() == (0, 0, 0)
+
+
+def test_delayed_hedge_fires_only_when_slow(mock: MockServer) -> None:
+    r = Router(providers=[mock.provider("a"), mock.provider("b")], policy="hedged", hedge_k=2, hedge_delay_ms=300)
+    assert r.chat_completions(request()).route.provider == "a"
+    assert mock.received("b") == []
+    mock.script("a", {"delay_ms": 3000})
+    assert r.chat_completions(request()).route.provider == "b"
+
+
+def test_sixteen_threads_lose_nothing(mock: MockServer) -> None:
+    r = Router(providers=[mock.provider("a"), mock.provider("b")], policy="hedged", hedge_k=2, hedge_delay_ms=50)
+    per_thread = 25
+
+    def work(_: int) -> list[str]:
+        return [r.chat_completions(request())["id"] for _ in range(per_thread)]
+
+    with ThreadPoolExecutor(16) as pool:
+        ids = [i for batch in pool.map(work, range(16)) for i in batch]
+    assert len(ids) == 16 * per_thread
+    assert mock.wait_for(lambda: r._in_flight() == (0, 0, 0))
+    served = [x for p in "ab" for x in mock.received(p) if x["outcome"] == "completed"]
+    assert len(served) >= len(ids)
+
+
+def test_two_hundred_asyncio_tasks_lose_nothing(mock: MockServer) -> None:
+    r = Router(providers=[mock.provider("a"), mock.provider("b")], policy="hedged", hedge_k=2)
+    for _ in range(30):
+        mock.script("a", {"status": 500})
+
+    async def main() -> list[str]:
+        results = await asyncio.gather(*(r.achat_completions(request()) for _ in range(200)))
+        return [c.route.provider for c in results]
+
+    providers = asyncio.run(main())
+    assert len(providers) == 200 and set(providers) <= {"a", "b"}
+    assert mock.wait_for(lambda: r._in_flight() == (0, 0, 0))
+
+
+def test_a_slow_call_releases_the_gil(mock: MockServer) -> None:
+    mock.script("a", {"delay_ms": 600})
+    r = Router(providers=[mock.provider("a")])
+    counter = 0
+    done = threading.Event()
+
+    def spin() -> None:
+        nonlocal counter
+        while not done.is_set():
+            counter += 1
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        time.sleep(0.05)
+        before = counter
+        r.chat_completions(request())
+        during = counter - before
+    finally:
+        done.set()
+        t.join()
+    # Holding the GIL for 600 ms would let the spinner run only at switch intervals it never gets.
+    assert during > 100_000, during
+
+
+def test_cancelling_the_asyncio_task_disconnects(mock: MockServer) -> None:
+    mock.script("a", {"delay_ms": 5000})
+    mock.script("b", {"delay_ms": 5000})
+    r = Router(providers=[mock.provider("a"), mock.provider("b")], policy="hedged", hedge_k=2)
+
+    async def main() -> None:
+        task = asyncio.create_task(r.achat_completions(request()))
+        assert await asyncio.to_thread(mock.wait_for, lambda: len(mock.received("a")) == 1 and len(mock.received("b")) == 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert mock.disconnected("a") and mock.disconnected("b")
+    assert mock.wait_for(lambda: r._in_flight() == (0, 0, 0))
+
+
+def test_wait_for_timeout_cancels(mock: MockServer) -> None:
+    mock.script("a", {"delay_ms": 5000})
+    r = Router(providers=[mock.provider("a")])
+
+    async def main() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(r.achat_completions(request()), 0.3)
+
+    asyncio.run(main())
+    assert mock.disconnected("a")
+
+
+def test_ctrl_c_interrupts_a_blocking_call(mock: MockServer) -> None:
+    mock.script("a", {"delay_ms": 10_000})
+    r = Router(providers=[mock.provider("a")])
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        r.chat_completions(request())
+    assert time.monotonic() - t0 < 2
+    assert mock.disconnected("a")
+    assert mock.wait_for(lambda: r._in_flight() == (0, 0, 0))
+
+
+def test_ctrl_c_interrupts_a_stream(mock: MockServer) -> None:
+    mock.script("a", {"stream": {"events": ["data: {}\n\n"] * 3, "chunk_gap_ms": 10_000}, "stall_after_headers_ms": 10_000})
+    r = Router(providers=[mock.provider("a")])
+    stream = r.chat_completions(request(stream=True))
+    threading.Timer(0.3, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        next(stream)
+    assert mock.disconnected("a")
