@@ -172,7 +172,7 @@ impl RouterConfig {
         let config: RouterConfig =
             serde_path_to_error::deserialize(&mut de).map_err(|err| ConfigError::Parse {
                 field: field_path(&err.path().to_string()),
-                message: redact_serde_message(&err.inner().to_string()),
+                message: redact_serde_message(&strip_position(&err.inner().to_string())),
             })?;
         config.validate()?;
         Ok(config)
@@ -203,7 +203,8 @@ impl RouterConfig {
                 if !scheme_ok || p.base_url.parse::<http::Uri>().is_err() {
                     return Err(ConfigError::invalid(
                         at("base_url"),
-                        format!("must be an http:// or https:// URL, got {:?}", p.base_url),
+                        // The value is not echoed: a key pasted into the wrong field must not leak.
+                        "must be an http:// or https:// URL",
                     ));
                 }
             }
@@ -333,6 +334,15 @@ fn field_path(path: &str) -> String {
     }
 }
 
+/// serde_json ends its messages with "at line 1 column 108", which means nothing to a caller who
+/// passed a dict; the field path already says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) if message[at..].contains(" column ") => message[..at].to_owned(),
+        _ => message.to_owned(),
+    }
+}
+
 /// serde quotes the offending string value (`invalid type: string "sk-..."`); a key pasted into the
 /// wrong field must not come back in an error, so quoted values are cut out.
 fn redact_serde_message(message: &str) -> String {
@@ -408,6 +418,11 @@ mod tests {
         );
         assert_eq!(e.field(), "providers[0].weight");
         assert!(!e.to_string().contains("sk-secret"), "{e}");
+        let e = err(r#"{"providers":[{"name":"a","kind":"openai","base_url":"sk-live-secret"}]}"#);
+        assert_eq!(e.field(), "providers[0].base_url");
+        assert!(!e.to_string().contains("sk-live"), "{e}");
+        let e = err(&format!(r#"{{"providers":[{P}],"hedge_k":true}}"#));
+        assert!(!e.to_string().contains("line 1"), "{e}");
     }
 
     #[test]

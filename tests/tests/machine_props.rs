@@ -141,7 +141,10 @@ fn run(config: &RouterConfig, ops: &[Op]) -> Result<Vec<String>, TestCaseError> 
                 m.handle_timeout(now);
                 // A timer left at or before `now` would make a driver's timer task spin.
                 if let Some(at) = m.poll_timeout() {
-                    prop_assert!(at > now, "poll_timeout {at:?} not after handle_timeout({now:?})");
+                    prop_assert!(
+                        at > now,
+                        "poll_timeout {at:?} not after handle_timeout({now:?})"
+                    );
                 }
             }
         }
