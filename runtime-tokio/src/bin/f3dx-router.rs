@@ -1,0 +1,506 @@
+//! `f3dx-router`: route one chat request from the command line, or check a router config.
+//!
+//! ```text
+//! f3dx-router chat --config router.json [--stream] [--model M] "prompt"
+//! f3dx-router check --config router.json
+//! ```
+//!
+//! Keys come from the environment variables the config names in `api_key_env`; they are never
+//! printed. See `f3dx-router --help` for the exit codes.
+
+use f3dx_router_core::{
+    AttemptOutcome, AttemptRecord, ChatRequest, ConfigError, PolicyKind, ProviderKind, RouteError,
+    RouterConfig,
+};
+use f3dx_router_tokio::{Router, RouterBuildError};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+f3dx-router: route an OpenAI-shape chat request through the providers of a router config
+
+USAGE:
+    f3dx-router chat --config FILE [--stream] [--model MODEL] PROMPT
+    f3dx-router check --config FILE
+    f3dx-router --help | --version
+
+COMMANDS:
+    chat     Send PROMPT as one user message and print the answer text on stdout (with
+             --stream, each content delta as it arrives). A one-line route summary (provider,
+             every attempt with its outcome and latency) goes to stderr.
+    check    Validate the config, check every api_key_env variable is set, and list the
+             providers (never their keys).
+
+OPTIONS:
+    -c, --config FILE    Router config (JSON; the same format as RouterConfig::from_json)
+    -s, --stream         Stream the answer (\"stream\": true)
+    -m, --model MODEL    The requested model (default: gpt-4o-mini); each provider's `model`
+                         or `model_map` may rename it
+    -h, --help           Print this help
+    -V, --version        Print the version
+
+    PROMPT may be `-` to read it from stdin. `--` ends the options.
+
+EXIT CODES:
+    0  success
+    1  the request was routed and failed (the attempts are listed on stderr)
+    2  usage error
+    3  config error: file unreadable, invalid config (the field is named), or an
+       api_key_env variable not set
+";
+
+const DEFAULT_MODEL: &str = "gpt-4o-mini";
+
+/// Exit codes (see `USAGE`).
+const EXIT_ROUTE: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_CONFIG: u8 = 3;
+
+#[derive(Debug)]
+enum Command {
+    Help,
+    Version,
+    Chat {
+        config: PathBuf,
+        stream: bool,
+        model: String,
+        prompt: String,
+    },
+    Check {
+        config: PathBuf,
+    },
+}
+
+/// A failure to report on stderr, with its exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_USAGE,
+            message: format!("{}\n\nRun `f3dx-router --help` for usage.", message.into()),
+        }
+    }
+
+    fn config(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_CONFIG,
+            message: message.into(),
+        }
+    }
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Failure> {
+    let mut args = args.into_iter();
+    let Some(command) = args.next() else {
+        return Err(Failure::usage(
+            "error: a command is required (chat or check)",
+        ));
+    };
+    match command.as_str() {
+        "-h" | "--help" | "help" => return Ok(Command::Help),
+        "-V" | "--version" => return Ok(Command::Version),
+        "chat" | "check" => {}
+        other => {
+            return Err(Failure::usage(format!(
+                "error: unknown command {other:?} (expected chat or check)"
+            )));
+        }
+    }
+    let chat = command == "chat";
+    let mut config = None;
+    let mut stream = false;
+    let mut model = None;
+    let mut positional = Vec::new();
+    let mut options_done = false;
+    while let Some(arg) = args.next() {
+        if options_done || arg == "-" || !arg.starts_with('-') {
+            positional.push(arg);
+            continue;
+        }
+        // `--name=value` as well as `--name value`.
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |what: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| Failure::usage(format!("error: {name} needs {what}")))
+        };
+        match name.as_str() {
+            "--" => options_done = true,
+            "-h" | "--help" => return Ok(Command::Help),
+            "-c" | "--config" => config = Some(PathBuf::from(value("a file")?)),
+            "-s" | "--stream" if chat && inline.is_none() => stream = true,
+            "-m" | "--model" if chat => {
+                let m = value("a model name")?;
+                if m.is_empty() {
+                    return Err(Failure::usage("error: --model must not be empty"));
+                }
+                model = Some(m);
+            }
+            _ => {
+                return Err(Failure::usage(format!(
+                    "error: unknown option {arg:?} for `{command}`"
+                )));
+            }
+        }
+    }
+    let Some(config) = config else {
+        return Err(Failure::usage(format!(
+            "error: `{command}` needs --config FILE"
+        )));
+    };
+    if !chat {
+        if let Some(extra) = positional.first() {
+            return Err(Failure::usage(format!(
+                "error: unexpected argument {extra:?} for `check`"
+            )));
+        }
+        return Ok(Command::Check { config });
+    }
+    let prompt = match positional.len() {
+        0 => return Err(Failure::usage("error: `chat` needs a PROMPT")),
+        1 => positional.pop().unwrap_or_default(),
+        _ => {
+            return Err(Failure::usage(format!(
+                "error: `chat` takes one PROMPT, got {} arguments (quote the prompt)",
+                positional.len()
+            )));
+        }
+    };
+    Ok(Command::Chat {
+        config,
+        stream,
+        model: model.unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
+        prompt,
+    })
+}
+
+/// Reads and validates a config; every error names the file and, for an invalid config, the
+/// field (core's `ConfigError` does, and never echoes a key).
+fn load_config(path: &Path) -> Result<RouterConfig, Failure> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Failure::config(format!(
+            "error: cannot read config file {}: {e}",
+            path.display()
+        ))
+    })?;
+    RouterConfig::from_json(&bytes).map_err(|e| config_error(path, &e))
+}
+
+fn config_error(path: &Path, error: &ConfigError) -> Failure {
+    Failure::config(format!("error: {}: {error}", path.display()))
+}
+
+fn kind_name(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Openai => "openai",
+        ProviderKind::Anthropic => "anthropic",
+        ProviderKind::Mock => "mock",
+    }
+}
+
+fn check(path: &Path) -> Result<(), Failure> {
+    let config = load_config(path)?;
+    let mut out = std::io::stdout().lock();
+    let policy = match config.policy {
+        PolicyKind::Sequential => "sequential".to_owned(),
+        PolicyKind::Hedged => format!(
+            "hedged (k={}, delay {} ms)",
+            config.effective_hedge_k(),
+            config.hedge_delay_ms.unwrap_or(0)
+        ),
+    };
+    let _ = writeln!(out, "{}: valid", path.display());
+    let _ = writeln!(out, "policy: {policy}");
+    if let Some(ms) = config.deadline_ms {
+        let _ = writeln!(out, "deadline: {ms} ms");
+    }
+    let _ = writeln!(
+        out,
+        "providers ({}, in preference order):",
+        config.providers.len()
+    );
+    let mut missing = Vec::new();
+    for (i, p) in config.providers.iter().enumerate() {
+        let target = match p.kind {
+            ProviderKind::Mock => "in-process".to_owned(),
+            _ => p.base_url.clone(),
+        };
+        let key = match (&p.api_key_env, &p.api_key) {
+            (Some(var), _) if std::env::var_os(var).is_some() => format!("key from ${var} (set)"),
+            (Some(var), _) => {
+                missing.push(format!("providers[{i}].api_key_env: ${var} is not set"));
+                format!("key from ${var} (NOT SET)")
+            }
+            (None, Some(_)) => "key inline (api_key)".to_owned(),
+            (None, None) if p.kind == ProviderKind::Mock => "no key needed".to_owned(),
+            (None, None) => "no key".to_owned(),
+        };
+        let mut extra = String::new();
+        if let Some(model) = &p.model {
+            extra.push_str(&format!(", model {model}"));
+        }
+        if !p.model_map.is_empty() {
+            let map: Vec<String> = p
+                .model_map
+                .iter()
+                .map(|(from, to)| format!("{from}->{to}"))
+                .collect();
+            extra.push_str(&format!(", model_map {}", map.join(" ")));
+        }
+        if let Some(ms) = p.timeout_ms {
+            extra.push_str(&format!(", timeout {ms} ms"));
+        }
+        let _ = writeln!(
+            out,
+            "  {}. {} ({}) {target}, {key}{extra}",
+            i + 1,
+            p.name,
+            kind_name(p.kind)
+        );
+    }
+    let _ = out.flush();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::config(format!(
+            "error: {}: {}",
+            path.display(),
+            missing.join("; ")
+        )))
+    }
+}
+
+fn chat(path: &Path, stream: bool, model: &str, prompt: &str) -> Result<(), Failure> {
+    let config = load_config(path)?;
+    let prompt = if prompt == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| Failure::usage(format!("error: reading the prompt from stdin: {e}")))?;
+        text
+    } else {
+        prompt.to_owned()
+    };
+    let request = ChatRequest::from_value(json!({
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "stream": stream,
+    }))
+    .map_err(|e| Failure::usage(format!("error: {e}")))?;
+    let router = Router::new(config).map_err(|e| match e {
+        RouterBuildError::Config(e) => config_error(path, &e),
+        other => Failure {
+            code: EXIT_CONFIG,
+            message: format!("error: {other}"),
+        },
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure {
+            code: EXIT_ROUTE,
+            message: format!("error: cannot start the async runtime: {e}"),
+        })?;
+    let started = Instant::now();
+    let outcome = runtime.block_on(async {
+        if stream {
+            stream_chat(&router, request).await
+        } else {
+            let routed = router.chat_completions(request).await?;
+            print_completion(&routed.body);
+            Ok(routed)
+        }
+    });
+    let elapsed = started.elapsed();
+    match outcome {
+        Ok(routed) => {
+            eprintln!(
+                "routed via {} in {}; attempts: {}",
+                routed.provider_name,
+                ms(elapsed),
+                attempts_line(&routed.attempts)
+            );
+            Ok(())
+        }
+        Err(error) => Err(route_failure(&error, elapsed)),
+    }
+}
+
+/// Prints each content delta as it arrives; returns the route once the stream has ended.
+async fn stream_chat(
+    router: &Router,
+    request: ChatRequest,
+) -> Result<f3dx_router_core::Routed, RouteError> {
+    let mut chunks = router.chat_completions_stream(request);
+    let mut out = std::io::stdout();
+    let mut printed_any = false;
+    let mut ended_with_newline = true;
+    while let Some(item) = chunks.next().await {
+        let chunk = match item {
+            Ok(chunk) => chunk,
+            Err(error) => {
+                if printed_any && !ended_with_newline {
+                    let _ = writeln!(out);
+                }
+                return Err(error);
+            }
+        };
+        let Ok(value) = serde_json::from_slice::<Value>(&chunk) else {
+            continue;
+        };
+        if let Some(text) = value
+            .pointer("/choices/0/delta/content")
+            .and_then(Value::as_str)
+            && !text.is_empty()
+        {
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+            printed_any = true;
+            ended_with_newline = text.ends_with('\n');
+        }
+    }
+    if !ended_with_newline {
+        let _ = writeln!(out);
+    }
+    let _ = out.flush();
+    // A stream that ended without an error item has its route.
+    chunks.routed().cloned().ok_or(RouteError::Cancelled {
+        attempts: Vec::new(),
+    })
+}
+
+/// Prints the answer text of a `chat.completion`; a message without text (tool calls, say) is
+/// printed as its JSON.
+fn print_completion(body: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    match value.pointer("/choices/0/message") {
+        Some(message) => match message.get("content").and_then(Value::as_str) {
+            Some(text) => {
+                let _ = out.write_all(text.as_bytes());
+                if !text.ends_with('\n') {
+                    let _ = writeln!(out);
+                }
+            }
+            None => {
+                let _ = writeln!(out, "{message}");
+            }
+        },
+        None => {
+            let _ = out.write_all(body);
+            let _ = writeln!(out);
+        }
+    }
+    let _ = out.flush();
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn outcome_text(outcome: &AttemptOutcome) -> String {
+    match outcome {
+        AttemptOutcome::Success { status } => format!("ok {status}"),
+        AttemptOutcome::SoftStatus { status } => format!("{status} (soft, failed over)"),
+        AttemptOutcome::HardStatus { status } => format!("{status} (hard, not retried)"),
+        AttemptOutcome::Transport(kind) => kind.to_string(),
+        AttemptOutcome::TimedOut => "timed out".to_owned(),
+        AttemptOutcome::InvalidBody { status, reason } => {
+            format!("invalid {status} body ({reason})")
+        }
+        AttemptOutcome::BodyTooLarge { limit } => format!("body over {limit} bytes"),
+        AttemptOutcome::StreamFailedBeforeCommit { reason } => {
+            format!("stream failed before its first token ({reason})")
+        }
+        AttemptOutcome::StreamInterrupted { reason } => format!("stream interrupted ({reason})"),
+        AttemptOutcome::Unsupported { field } => format!("cannot express `{field}`"),
+        AttemptOutcome::Cancelled => "cancelled".to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn attempts_line(attempts: &[AttemptRecord]) -> String {
+    if attempts.is_empty() {
+        return "none".to_owned();
+    }
+    attempts
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} in {}",
+                a.provider_name,
+                outcome_text(&a.outcome),
+                ms(a.latency)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn route_failure(error: &RouteError, elapsed: Duration) -> Failure {
+    let mut message = format!("error: {error} ({} total)", ms(elapsed));
+    if let RouteError::HardFailure { body, .. } = error
+        && !body.is_empty()
+    {
+        let text = String::from_utf8_lossy(body);
+        let text: String = text.chars().take(600).collect();
+        message.push_str(&format!("\nprovider said: {}", text.trim_end()));
+    }
+    let attempts = error.attempts();
+    if attempts.is_empty() {
+        message.push_str("\nattempts: none");
+    } else {
+        message.push_str("\nattempts:");
+        for (i, a) in attempts.iter().enumerate() {
+            message.push_str(&format!(
+                "\n  {}. {} {} in {}",
+                i + 1,
+                a.provider_name,
+                outcome_text(&a.outcome),
+                ms(a.latency)
+            ));
+        }
+    }
+    Failure {
+        code: EXIT_ROUTE,
+        message,
+    }
+}
+
+fn main() -> ExitCode {
+    let result = parse_args(std::env::args().skip(1)).and_then(|command| match command {
+        Command::Help => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Command::Version => {
+            println!("f3dx-router {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Check { config } => check(&config),
+        Command::Chat {
+            config,
+            stream,
+            model,
+            prompt,
+        } => chat(&config, stream, &model, &prompt),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("{}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
