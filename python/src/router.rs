@@ -96,6 +96,26 @@ pub(crate) fn completion<'py>(
     Ok(obj)
 }
 
+/// A finished async call, converted to a `ChatCompletion` (or raised as its exception) only when
+/// the GIL is held anyway.
+struct AsyncOutcome {
+    outcome: Result<Routed, f3dx_router_core::RouteError>,
+    secrets: Arc<Secrets>,
+}
+
+impl<'py> IntoPyObject<'py> for AsyncOutcome {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.outcome {
+            Ok(routed) => completion(py, &routed, &self.secrets),
+            Err(e) => Err(errors::route_error(py, &e, &self.secrets)),
+        }
+    }
+}
+
 impl PyRouter {
     /// Checks the request (a mapping, JSON-serializable, an OpenAI chat request) before anything
     /// is sent. `stream`, when given, sets the request's `"stream"` key.
@@ -271,12 +291,12 @@ impl PyRouter {
                 Python::attach(|py| Py::new(py, AsyncStream::new(chunks, secrets)))
             });
         }
+        // No GIL on a tokio worker: the answer becomes Python objects in `AsyncOutcome`'s
+        // conversion, which pyo3_async_runtimes runs under the GIL on its blocking thread. A
+        // worker waiting for the GIL stalls every task on it (other requests, connections).
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let outcome = router.chat_completions(request).await;
-            Python::attach(|py| match outcome {
-                Ok(routed) => completion(py, &routed, &secrets).map(Bound::unbind),
-                Err(e) => Err(errors::route_error(py, &e, &secrets)),
-            })
+            Ok(AsyncOutcome { outcome, secrets })
         })
     }
 
