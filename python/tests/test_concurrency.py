@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import gc
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -115,6 +116,43 @@ def test_wait_for_timeout_cancels(mock: MockServer) -> None:
 
     asyncio.run(main())
     assert mock.disconnected("a")
+
+
+def test_a_loop_dropped_with_a_call_in_flight_cancels_it(mock: MockServer) -> None:
+    # Closed without cancelling its task: the loop, the task and the call form a cycle the
+    # garbage collector frees, which cancels the request.
+    mock.script("a", {"delay_ms": 5000})
+    r = Router(providers=[mock.provider("a")])
+    loop = asyncio.new_event_loop()
+
+    async def start() -> None:
+        asyncio.ensure_future(r.achat_completions(request()))
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(start())
+    assert mock.wait_for(lambda: len(mock.received("a")) == 1)
+    loop.close()
+    del loop
+    gc.collect()
+    assert mock.disconnected("a")
+    assert mock.wait_for(lambda: r._in_flight() == (0, 0, 0))
+
+
+def test_calls_from_loops_on_several_threads(mock: MockServer) -> None:
+    r = Router(providers=[mock.provider("a")])
+
+    async def burst() -> list[str]:
+        results = await asyncio.gather(*(r.achat_completions(request()) for _ in range(20)))
+        return [c.route.provider for c in results]
+
+    def run() -> list[str]:
+        # A fresh loop per run: each registers its own wake-up fd.
+        return [p for _ in range(5) for p in asyncio.run(burst())]
+
+    with ThreadPoolExecutor(4) as pool:
+        for providers in pool.map(lambda _: run(), range(4)):
+            assert providers == ["a"] * 100
+    assert r._in_flight() == (0, 0, 0)
 
 
 def test_ctrl_c_interrupts_a_blocking_call(mock: MockServer) -> None:
