@@ -113,9 +113,15 @@ impl LoopWaker {
         };
         match polled {
             Poll::Ready(outcome) => {
-                // A failure to deliver (building the answer failed in a way set_exception
-                // rejects) must not stop the loop's other calls.
-                let _ = deliver(py, &pending.future, outcome, &pending.secrets);
+                if let Err(err) = deliver(py, &pending.future, outcome, &pending.secrets) {
+                    // Whatever went wrong reaches the awaiting task rather than leaving it
+                    // waiting forever (ignored if the future is done already), and the loop's
+                    // other calls go on.
+                    let _ = pending
+                        .future
+                        .bind(py)
+                        .call_method1(intern!(py, "set_exception"), (err.into_value(py),));
+                }
                 drop_call(pending);
             }
             Poll::Pending => {
