@@ -8,6 +8,7 @@ import gc
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -153,6 +154,28 @@ def test_calls_from_loops_on_several_threads(mock: MockServer) -> None:
         for providers in pool.map(lambda _: run(), range(4)):
             assert providers == ["a"] * 100
     assert r._in_flight() == (0, 0, 0)
+
+
+def test_a_loop_that_cannot_watch_an_fd_still_works(mock: MockServer) -> None:
+    # No add_reader (like the Windows proactor loop): the pyo3_async_runtimes path.
+    class NoReaderLoop(asyncio.SelectorEventLoop):
+        def add_reader(self, *args: Any) -> None:
+            raise NotImplementedError
+
+    mock.script("a", {"delay_ms": 5000})
+    r = Router(providers=[mock.provider("a"), mock.provider("b")], policy="hedged", hedge_k=2, hedge_delay_ms=50)
+    loop = NoReaderLoop()
+    try:
+        c = loop.run_until_complete(r.achat_completions(request()))
+        assert c.route.provider == "b"
+        mock.script("a", {"delay_ms": 5000})
+        mock.script("b", {"delay_ms": 5000})
+        with pytest.raises(asyncio.TimeoutError):
+            loop.run_until_complete(asyncio.wait_for(r.achat_completions(request()), 0.3))
+    finally:
+        loop.close()
+    assert mock.disconnected("a") and mock.disconnected("b")
+    assert mock.wait_for(lambda: r._in_flight() == (0, 0, 0))
 
 
 def test_ctrl_c_interrupts_a_blocking_call(mock: MockServer) -> None:
