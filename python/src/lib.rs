@@ -1,5 +1,7 @@
 //! `f3dx_router._native`: the Python binding of f3dx-router, over the tokio driver.
 //!
+//! - [`bridge`]: the asyncio side of `achat_completions` (one tokio task, one wake-up fd per
+//!   event loop).
 //! - [`router`]: the `Router` class (keyword arguments -> core's JSON config, sync calls that
 //!   release the GIL and watch for Ctrl-C, async calls that are real awaitables).
 //! - [`stream`]: `ChatCompletionStream` and `AsyncChatCompletionStream` over a `ChunkStream`.
@@ -8,6 +10,8 @@
 //! - [`runtime`]: the one multi-thread tokio runtime the extension owns, and the blocking wait.
 //! - [`json`]: Python objects to JSON bytes and back (the interpreter's own `json` module).
 
+#[cfg(unix)]
+mod bridge;
 mod errors;
 mod json;
 mod route;

@@ -291,11 +291,18 @@ impl PyRouter {
                 Python::attach(|py| Py::new(py, AsyncStream::new(chunks, secrets)))
             });
         }
-        // No GIL on a tokio worker: the answer becomes Python objects in `AsyncOutcome`'s
-        // conversion, which pyo3_async_runtimes runs under the GIL on its blocking thread. A
-        // worker waiting for the GIL stalls every task on it (other requests, connections).
+        let call = async move { router.chat_completions(request).await };
+        // Driven by the event loop's thread, woken through an fd (see `bridge`).
+        #[cfg(unix)]
+        let call = match crate::bridge::start_unary(py, secrets.clone(), call)? {
+            Ok(future) => return Ok(future),
+            Err(call) => call,
+        };
+        // Loops that cannot watch an fd. No GIL on a tokio worker: the answer becomes Python
+        // objects in `AsyncOutcome`'s conversion, which pyo3_async_runtimes runs under the GIL
+        // on its blocking thread. A worker waiting for the GIL stalls every task on it.
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let outcome = router.chat_completions(request).await;
+            let outcome = call.await;
             Ok(AsyncOutcome { outcome, secrets })
         })
     }

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import gc
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -115,6 +117,65 @@ def test_wait_for_timeout_cancels(mock: MockServer) -> None:
 
     asyncio.run(main())
     assert mock.disconnected("a")
+
+
+def test_a_loop_dropped_with_a_call_in_flight_cancels_it(mock: MockServer) -> None:
+    # Closed without cancelling its task: the loop, the task and the call form a cycle the
+    # garbage collector frees, which cancels the request.
+    mock.script("a", {"delay_ms": 5000})
+    r = Router(providers=[mock.provider("a")])
+    loop = asyncio.new_event_loop()
+
+    async def start() -> None:
+        asyncio.ensure_future(r.achat_completions(request()))
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(start())
+    assert mock.wait_for(lambda: len(mock.received("a")) == 1)
+    loop.close()
+    del loop
+    gc.collect()
+    assert mock.disconnected("a")
+    assert mock.wait_for(lambda: r._in_flight() == (0, 0, 0))
+
+
+def test_calls_from_loops_on_several_threads(mock: MockServer) -> None:
+    r = Router(providers=[mock.provider("a")])
+
+    async def burst() -> list[str]:
+        results = await asyncio.gather(*(r.achat_completions(request()) for _ in range(20)))
+        return [c.route.provider for c in results]
+
+    def run() -> list[str]:
+        # A fresh loop per run: each registers its own wake-up fd.
+        return [p for _ in range(5) for p in asyncio.run(burst())]
+
+    with ThreadPoolExecutor(4) as pool:
+        for providers in pool.map(lambda _: run(), range(4)):
+            assert providers == ["a"] * 100
+    assert r._in_flight() == (0, 0, 0)
+
+
+def test_a_loop_that_cannot_watch_an_fd_still_works(mock: MockServer) -> None:
+    # No add_reader (like the Windows proactor loop): the pyo3_async_runtimes path.
+    class NoReaderLoop(asyncio.SelectorEventLoop):
+        def add_reader(self, *args: Any) -> None:
+            raise NotImplementedError
+
+    mock.script("a", {"delay_ms": 5000})
+    r = Router(providers=[mock.provider("a"), mock.provider("b")], policy="hedged", hedge_k=2, hedge_delay_ms=50)
+    loop = NoReaderLoop()
+    try:
+        c = loop.run_until_complete(r.achat_completions(request()))
+        assert c.route.provider == "b"
+        mock.script("a", {"delay_ms": 5000})
+        mock.script("b", {"delay_ms": 5000})
+        with pytest.raises(asyncio.TimeoutError):
+            loop.run_until_complete(asyncio.wait_for(r.achat_completions(request()), 0.3))
+    finally:
+        loop.close()
+    assert mock.disconnected("a") and mock.disconnected("b")
+    assert mock.wait_for(lambda: r._in_flight() == (0, 0, 0))
 
 
 def test_ctrl_c_interrupts_a_blocking_call(mock: MockServer) -> None:
