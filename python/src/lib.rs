@@ -1,7 +1,7 @@
 //! `f3dx_router._native`: the Python binding of f3dx-router, over the tokio driver.
 //!
-//! - [`bridge`]: the asyncio side of `achat_completions` (one tokio task, one wake-up fd per
-//!   event loop).
+//! - `bridge` (Unix): the asyncio side of `achat_completions` (the loop's thread polls each call,
+//!   one wake-up fd per event loop; elsewhere `pyo3_async_runtimes` does it).
 //! - [`router`]: the `Router` class (keyword arguments -> core's JSON config, sync calls that
 //!   release the GIL and watch for Ctrl-C, async calls that are real awaitables).
 //! - [`stream`]: `ChatCompletionStream` and `AsyncChatCompletionStream` over a `ChunkStream`.
