@@ -78,6 +78,35 @@ pub enum AttemptOutcome {
     Cancelled,
 }
 
+/// One line for people: the summary of `AllProvidersFailed` and the CLI's attempt lists.
+impl fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttemptOutcome::Success { status } => write!(f, "ok {status}"),
+            AttemptOutcome::SoftStatus { status } => {
+                write!(f, "status {status} (soft, failed over)")
+            }
+            AttemptOutcome::HardStatus { status } => {
+                write!(f, "status {status} (hard, not retried)")
+            }
+            AttemptOutcome::Transport(kind) => write!(f, "{kind}"),
+            AttemptOutcome::TimedOut => f.write_str("timed out"),
+            AttemptOutcome::InvalidBody { status, reason } => {
+                write!(f, "invalid {status} body ({reason})")
+            }
+            AttemptOutcome::BodyTooLarge { limit } => write!(f, "body over {limit} bytes"),
+            AttemptOutcome::StreamFailedBeforeCommit { reason } => {
+                write!(f, "stream failed before its first token ({reason})")
+            }
+            AttemptOutcome::StreamInterrupted { reason } => {
+                write!(f, "stream interrupted ({reason})")
+            }
+            AttemptOutcome::Unsupported { field } => write!(f, "cannot express `{field}`"),
+            AttemptOutcome::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
 impl AttemptOutcome {
     /// Whether this outcome lets the machine try another provider.
     pub fn is_soft_failure(&self) -> bool {
@@ -198,33 +227,7 @@ fn summarize(attempts: &[AttemptRecord]) -> String {
     }
     attempts
         .iter()
-        .map(|a| {
-            format!(
-                "{} {} after {:?}",
-                a.provider_name,
-                describe(&a.outcome),
-                a.latency
-            )
-        })
+        .map(|a| format!("{} {} after {:?}", a.provider_name, a.outcome, a.latency))
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-fn describe(outcome: &AttemptOutcome) -> String {
-    match outcome {
-        AttemptOutcome::Success { status } => format!("succeeded ({status})"),
-        AttemptOutcome::SoftStatus { status } | AttemptOutcome::HardStatus { status } => {
-            format!("status {status}")
-        }
-        AttemptOutcome::Transport(kind) => kind.to_string(),
-        AttemptOutcome::TimedOut => "timed out".to_owned(),
-        AttemptOutcome::InvalidBody { status, reason } => {
-            format!("invalid {status} body ({reason})")
-        }
-        AttemptOutcome::BodyTooLarge { limit } => format!("body over {limit} bytes"),
-        AttemptOutcome::StreamFailedBeforeCommit { reason } => format!("stream failed ({reason})"),
-        AttemptOutcome::StreamInterrupted { reason } => format!("stream interrupted ({reason})"),
-        AttemptOutcome::Unsupported { field } => format!("cannot express `{field}`"),
-        AttemptOutcome::Cancelled => "cancelled".to_owned(),
-    }
 }

@@ -92,7 +92,10 @@ fn chat_prints_the_answer_and_a_route_summary() {
     assert_eq!(stdout(&out), "the answer is 42\n");
     let err = stderr(&out);
     assert!(err.contains("routed via steady"), "{err}");
-    assert!(err.contains("flaky 503 (soft, failed over)"), "{err}");
+    assert!(
+        err.contains("flaky status 503 (soft, failed over)"),
+        "{err}"
+    );
     assert!(err.contains("steady ok 200"), "{err}");
     assert_eq!(err.lines().count(), 1, "one summary line: {err}");
 }
@@ -158,7 +161,7 @@ fn a_failed_route_exits_1_and_lists_the_attempts() {
     assert_eq!(stdout(&out), "");
     let err = stderr(&out);
     assert!(err.contains("all providers failed"), "{err}");
-    assert!(err.contains("1. a 503 (soft, failed over)"), "{err}");
+    assert!(err.contains("1. a status 503 (soft, failed over)"), "{err}");
     assert!(err.contains("2. b connection reset"), "{err}");
 }
 
@@ -311,7 +314,7 @@ fn chat_over_loopback_http_with_a_key_from_the_environment() {
     assert_eq!(stdout(&out).trim_end(), reply_text("b"));
     let err = stderr(&out);
     assert!(err.contains("routed via b"), "{err}");
-    assert!(err.contains("a 429 (soft, failed over)"), "{err}");
+    assert!(err.contains("a status 429 (soft, failed over)"), "{err}");
 
     let out = run(
         &[

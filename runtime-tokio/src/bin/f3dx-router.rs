@@ -9,8 +9,7 @@
 //! printed. See `f3dx-router --help` for the exit codes.
 
 use f3dx_router_core::{
-    AttemptOutcome, AttemptRecord, ChatRequest, ConfigError, PolicyKind, ProviderKind, RouteError,
-    RouterConfig,
+    AttemptRecord, ChatRequest, ConfigError, PolicyKind, ProviderKind, RouteError, RouterConfig,
 };
 use f3dx_router_tokio::{Router, RouterBuildError};
 use futures_util::StreamExt;
@@ -409,41 +408,13 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-fn outcome_text(outcome: &AttemptOutcome) -> String {
-    match outcome {
-        AttemptOutcome::Success { status } => format!("ok {status}"),
-        AttemptOutcome::SoftStatus { status } => format!("{status} (soft, failed over)"),
-        AttemptOutcome::HardStatus { status } => format!("{status} (hard, not retried)"),
-        AttemptOutcome::Transport(kind) => kind.to_string(),
-        AttemptOutcome::TimedOut => "timed out".to_owned(),
-        AttemptOutcome::InvalidBody { status, reason } => {
-            format!("invalid {status} body ({reason})")
-        }
-        AttemptOutcome::BodyTooLarge { limit } => format!("body over {limit} bytes"),
-        AttemptOutcome::StreamFailedBeforeCommit { reason } => {
-            format!("stream failed before its first token ({reason})")
-        }
-        AttemptOutcome::StreamInterrupted { reason } => format!("stream interrupted ({reason})"),
-        AttemptOutcome::Unsupported { field } => format!("cannot express `{field}`"),
-        AttemptOutcome::Cancelled => "cancelled".to_owned(),
-        other => format!("{other:?}"),
-    }
-}
-
 fn attempts_line(attempts: &[AttemptRecord]) -> String {
     if attempts.is_empty() {
         return "none".to_owned();
     }
     attempts
         .iter()
-        .map(|a| {
-            format!(
-                "{} {} in {}",
-                a.provider_name,
-                outcome_text(&a.outcome),
-                ms(a.latency)
-            )
-        })
+        .map(|a| format!("{} {} in {}", a.provider_name, a.outcome, ms(a.latency)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -467,7 +438,7 @@ fn route_failure(error: &RouteError, elapsed: Duration) -> Failure {
                 "\n  {}. {} {} in {}",
                 i + 1,
                 a.provider_name,
-                outcome_text(&a.outcome),
+                a.outcome,
                 ms(a.latency)
             ));
         }
