@@ -179,6 +179,15 @@ impl RouterMachine {
         self.unix_at_zero = Some(unix);
     }
 
+    /// The response's time in Unix seconds: its `Date` header, else the driver's wall clock.
+    fn response_unix(&self, now: Time, headers: &http::HeaderMap) -> Option<u64> {
+        headers
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date)
+            .or_else(|| self.unix_now(now))
+    }
+
     /// Unix seconds at `now`, if the driver gave the wall clock.
     fn unix_now(&self, now: Time) -> Option<u64> {
         self.unix_at_zero
@@ -620,19 +629,19 @@ impl RouterMachine {
             return;
         }
         let (request_id, provider) = (a.request, a.provider);
-        let date = headers
-            .get(http::header::DATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_http_date)
-            .or_else(|| self.unix_now(now));
         match status {
             200..=299 => {
                 let Some(state) = self.requests.get(&request_id) else {
                     return;
                 };
+                // Only a translated answer needs `created`; a passthrough carries its own.
+                let created = match self.providers[provider.0].kind {
+                    ProviderKind::Anthropic => self.response_unix(now, headers).unwrap_or(0),
+                    ProviderKind::Openai | ProviderKind::Mock => 0,
+                };
                 let phase = if state.request.stream() {
-                    let decoder = self.providers[provider.0]
-                        .stream_decoder(&state.request, date.unwrap_or(0));
+                    let decoder =
+                        self.providers[provider.0].stream_decoder(&state.request, created);
                     Phase::Stream(Box::new(StreamState {
                         status,
                         parser: SseParser::new(),
@@ -640,10 +649,7 @@ impl RouterMachine {
                         held: Vec::new(),
                     }))
                 } else {
-                    Phase::Body {
-                        status,
-                        created: date.unwrap_or(0),
-                    }
+                    Phase::Body { status, created }
                 };
                 if let Some(a) = self.attempts.get_mut(&attempt) {
                     a.phase = phase;
@@ -651,6 +657,7 @@ impl RouterMachine {
             }
             408 | 429 | 500..=599 | 100..=199 | 300..=399 => {
                 if status == 429 || status == 503 {
+                    let date = self.response_unix(now, headers);
                     self.cool_down(now, provider, headers, date);
                 }
                 self.soft_fail(now, attempt, AttemptOutcome::SoftStatus { status }, true);
