@@ -1,37 +1,55 @@
 //! Python objects <-> JSON through the interpreter's own `json` module (C-accelerated, no extra
 //! dependency, and exactly the types a user expects back: dict, list, str, int, float, bool,
 //! None).
+//!
+//! One `JSONEncoder` and one `JSONDecoder` per interpreter, made once: `json.dumps` with keyword
+//! arguments builds a new encoder on every call, and `json.loads` of bytes first sniffs their
+//! encoding; together that was about a microsecond of every call.
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyDict, PyString};
 
-static DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ENCODE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static DECODE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-fn json_fn<'py>(
-    py: Python<'py>,
-    cell: &'static PyOnceLock<Py<PyAny>>,
-    name: &str,
-) -> PyResult<&'py Bound<'py, PyAny>> {
-    cell.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import("json")?.getattr(name)?.unbind())
-    })
-    .map(|f| f.bind(py))
+/// `JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode`.
+fn encoder(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    ENCODE
+        .get_or_try_init(py, || {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("allow_nan", false)?;
+            kwargs.set_item("ensure_ascii", false)?;
+            kwargs.set_item("separators", (",", ":"))?;
+            let encoder = py
+                .import("json")?
+                .getattr("JSONEncoder")?
+                .call((), Some(&kwargs))?;
+            Ok::<_, PyErr>(encoder.getattr("encode")?.unbind())
+        })
+        .map(|f| f.bind(py))
 }
 
-/// `json.dumps(value, allow_nan=False)` as UTF-8 bytes. Raises `TypeError` for what JSON cannot
-/// hold (sets, bytes, objects) and `ValueError` for NaN and infinities.
+/// `JSONDecoder().decode`, what `json.loads` calls.
+fn decoder(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    DECODE
+        .get_or_try_init(py, || {
+            let decoder = py.import("json")?.getattr("JSONDecoder")?.call0()?;
+            Ok::<_, PyErr>(decoder.getattr("decode")?.unbind())
+        })
+        .map(|f| f.bind(py))
+}
+
+/// `value` as compact JSON text. Raises `TypeError` for what JSON cannot hold (sets, bytes,
+/// objects) and `ValueError` for NaN, infinities and circular references, as `json.dumps` does.
 pub(crate) fn dumps(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<String> {
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("allow_nan", false)?;
-    kwargs.set_item("ensure_ascii", false)?;
-    json_fn(py, &DUMPS, "dumps")?
-        .call((value,), Some(&kwargs))?
-        .extract()
+    encoder(py)?.call1((value,))?.extract()
 }
 
-/// `json.loads(bytes)`.
+/// `json.loads(bytes)` for UTF-8 JSON (what the router hands back always is).
 pub(crate) fn loads<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    json_fn(py, &LOADS, "loads")?.call1((PyBytes::new(py, bytes),))
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        pyo3::exceptions::PyValueError::new_err(format!("JSON text is not UTF-8: {e}"))
+    })?;
+    decoder(py)?.call1((PyString::new(py, text),))
 }

@@ -7,13 +7,15 @@
 //! - [`stream`]: `ChatCompletionStream` and `AsyncChatCompletionStream` over a `ChunkStream`.
 //! - [`route`]: `Route` and `Attempt`, the route metadata of every answer and error.
 //! - [`errors`]: the exception hierarchy under `RouterError`, and key scrubbing.
-//! - [`runtime`]: the one multi-thread tokio runtime the extension owns, and the blocking wait.
+//! - [`runtime`]: the one multi-thread tokio runtime the extension owns.
+//! - [`local`]: sync calls on the caller's thread (its own current-thread runtime and pools).
 //! - [`json`]: Python objects to JSON bytes and back (the interpreter's own `json` module).
 
 #[cfg(unix)]
 mod bridge;
 mod errors;
 mod json;
+mod local;
 mod route;
 mod router;
 mod runtime;

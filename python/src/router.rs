@@ -7,8 +7,9 @@
 
 use crate::errors::{self, Secrets};
 use crate::json;
+use crate::local::{self, PoolKey};
 use crate::route::Route;
-use crate::runtime::{runtime, wait};
+use crate::runtime::runtime;
 use crate::stream::{AsyncStream, SyncStream};
 use f3dx_router_core::{ChatRequest, PolicyKind, Routed, RouterConfig};
 use f3dx_router_tokio::Router;
@@ -23,6 +24,8 @@ use std::time::Duration;
 #[pyclass(frozen, subclass, name = "Router", module = "f3dx_router._native")]
 pub(crate) struct PyRouter {
     router: Router,
+    /// Names this router's connection pools on the threads its sync calls ran on.
+    pool_key: PoolKey,
     policy: &'static str,
     secrets: Arc<Secrets>,
 }
@@ -246,6 +249,7 @@ impl PyRouter {
         };
         Ok(PyRouter {
             router,
+            pool_key: PoolKey::default(),
             policy,
             secrets: Arc::new(secrets),
         })
@@ -266,9 +270,7 @@ impl PyRouter {
             let stream = SyncStream::new(chunks, self.secrets.clone());
             return Ok(Bound::new(py, stream)?.into_any());
         }
-        let router = self.router.clone();
-        let outcome = wait(py, async move { router.chat_completions(request).await })?;
-        match outcome {
+        match local::call(py, &self.router, &self.pool_key, request)? {
             Ok(routed) => completion(py, &routed, &self.secrets),
             Err(e) => Err(errors::route_error(py, &e, &self.secrets)),
         }

@@ -1,9 +1,7 @@
-//! The extension's one multi-thread tokio runtime (shared with `pyo3_async_runtimes`, so sync
-//! and async calls run on the same workers and the same connection pools), and the blocking
-//! wait sync calls use.
+//! The extension's one multi-thread tokio runtime, shared with `pyo3_async_runtimes`: async calls,
+//! streams and every router's timer task run on it. Sync unary calls run on their own thread
+//! ([`crate::local`]).
 
-use pyo3::prelude::*;
-use std::future::Future;
 use std::time::Duration;
 use tokio::runtime::Runtime;
 
@@ -19,25 +17,4 @@ pub(crate) fn configure() {
 
 pub(crate) fn runtime() -> &'static Runtime {
     pyo3_async_runtimes::tokio::get_runtime()
-}
-
-/// Drives `future` to completion on the runtime with the GIL released, waking every
-/// [`SIGNAL_CHECK`] to run Python's signal handlers. If a handler raises (`KeyboardInterrupt`),
-/// the future is dropped (which cancels whatever it started) and the exception propagates.
-pub(crate) fn wait<F>(py: Python<'_>, future: F) -> PyResult<F::Output>
-where
-    F: Future + Send,
-    F::Output: Send,
-{
-    let rt = runtime();
-    let mut future = std::pin::pin!(future);
-    loop {
-        let step = py.detach(|| {
-            rt.block_on(async { tokio::time::timeout(SIGNAL_CHECK, future.as_mut()).await })
-        });
-        match step {
-            Ok(output) => return Ok(output),
-            Err(_elapsed) => py.check_signals()?,
-        }
-    }
 }

@@ -58,6 +58,10 @@ class MockServer:
         result: list[dict[str, Any]] = self._call("GET", f"{provider}/received")
         return result
 
+    def open_connections(self) -> int:
+        result: int = self._call("GET", "stats")["open_connections"]
+        return result
+
     def reset(self) -> None:
         self._call("POST", "reset", {})
 

@@ -51,6 +51,35 @@ def test_sixteen_threads_lose_nothing(mock: MockServer) -> None:
     assert len(served) >= len(ids)
 
 
+def test_a_thread_keeps_its_own_connection_and_closes_it_when_it_exits(mock: MockServer) -> None:
+    # Sync calls run on the calling thread, over a pool of its own (one runtime per thread).
+    r = Router(providers=[mock.provider("a")])
+    r.chat_completions(request())
+    time.sleep(0.2)  # connections of earlier tests' routers finish closing
+    base = mock.open_connections()
+    called = threading.Barrier(9)
+    leave = threading.Event()
+
+    def work() -> None:
+        for _ in range(3):
+            assert r.chat_completions(request())["object"] == "chat.completion"
+        called.wait()
+        leave.wait()
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    called.wait()
+    assert mock.open_connections() == base + 8  # one kept-alive connection per thread
+    leave.set()
+    for t in threads:
+        t.join()
+    assert mock.wait_for(lambda: mock.open_connections() == base)
+    # The thread that stays keeps its pool and still routes.
+    assert r.chat_completions(request()).route.provider == "a"
+    assert r._in_flight() == (0, 0, 0)
+
+
 def test_two_hundred_asyncio_tasks_lose_nothing(mock: MockServer) -> None:
     r = Router(providers=[mock.provider("a"), mock.provider("b")], policy="hedged", hedge_k=2)
     for _ in range(30):

@@ -34,6 +34,7 @@ struct Args {
     policy: String,
     hedge_k: usize,
     raw: bool,
+    current_thread: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -45,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
         policy: "sequential".to_owned(),
         hedge_k: 2,
         raw: false,
+        current_thread: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(name) = it.next() {
@@ -58,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
             "--policy" => args.policy = value()?,
             "--hedge-k" => args.hedge_k = number(value()?)?,
             "--raw" => args.raw = true,
+            "--current-thread" => args.current_thread = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -141,8 +144,7 @@ fn percentile_us(sorted: &[Duration], q: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e6
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -150,6 +152,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut builder = if args.current_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = builder.enable_all().build().expect("tokio runtime");
+    runtime.block_on(measure(args))
+}
+
+async fn measure(args: Args) -> ExitCode {
     let providers: Vec<_> = args
         .base_urls
         .iter()

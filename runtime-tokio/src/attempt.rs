@@ -16,7 +16,12 @@ const MAX_BATCH: usize = 32;
 ///
 /// Whatever is already available is fed under one lock: a small response whose head, body and
 /// end arrive together costs one lock, not three.
-pub(crate) async fn http(inner: Arc<Inner>, attempt: AttemptId, request: http::Request<Bytes>) {
+pub(crate) async fn http(
+    inner: Arc<Inner>,
+    client: reqwest::Client,
+    attempt: AttemptId,
+    request: http::Request<Bytes>,
+) {
     let request = match reqwest::Request::try_from(request) {
         Ok(request) => request,
         Err(_) => {
@@ -26,7 +31,7 @@ pub(crate) async fn http(inner: Arc<Inner>, attempt: AttemptId, request: http::R
             return;
         }
     };
-    let mut response = match inner.client.execute(request).await {
+    let mut response = match client.execute(request).await {
         Ok(response) => response,
         Err(e) => {
             let kind = classify(&e);

@@ -10,13 +10,19 @@ use std::time::Duration;
 /// Idle connections kept per host.
 pub(crate) const POOL_MAX_IDLE_PER_HOST: usize = 16;
 
-pub(crate) fn build_client(
-    extra_roots_pem: &[String],
-    connect_timeout: Duration,
-) -> Result<reqwest::Client, RouterBuildError> {
+/// What every pool of a router is built from, kept so [`crate::Router::with_own_pool`] can build
+/// another one like the first.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientSettings {
+    /// PEM text of roots trusted besides the webpki ones.
+    pub(crate) extra_roots_pem: Vec<String>,
+    pub(crate) connect_timeout: Duration,
+}
+
+pub(crate) fn build_client(settings: &ClientSettings) -> Result<reqwest::Client, RouterBuildError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for pem in extra_roots_pem {
+    for pem in &settings.extra_roots_pem {
         let mut found = 0;
         for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
             let cert = cert.map_err(|e| RouterBuildError::Certificate(e.to_string()))?;
@@ -45,7 +51,7 @@ pub(crate) fn build_client(
         .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .connect_timeout(connect_timeout)
+        .connect_timeout(settings.connect_timeout)
         .tcp_nodelay(true)
         .build()
         .map_err(|e| RouterBuildError::Client(e.without_url().to_string()))

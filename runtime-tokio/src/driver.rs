@@ -7,8 +7,9 @@
 //! (a `Deliver` can never overtake its request's `Complete`, a `Cancel` can never run before the
 //! `Send` it cancels has a task to abort).
 //!
-//! - `Send`: one tokio task per attempt ([`crate::attempt`]); its `AbortHandle` is kept by
-//!   attempt id until the attempt ends.
+//! - `Send`: one tokio task per attempt ([`crate::attempt`]), spawned on its request's [`Home`]
+//!   (the runtime the call was made on, through the pool of the router clone it was made
+//!   with); its `AbortHandle` is kept by attempt id until the attempt ends.
 //! - `Cancel`: abort that task, which drops its connection (the server sees the disconnect).
 //! - `Deliver` / `Complete`: into the caller's channel, found by request id.
 //! - Timers: one task per router sleeps until `poll_timeout`, woken by a `Notify` whenever an
@@ -42,10 +43,31 @@ pub(crate) enum Waiter {
     Stream(mpsc::UnboundedSender<StreamEvent>),
 }
 
+/// Where a request's attempts run: the runtime its call was made on, sending through the pool of
+/// the router clone the call was made with.
+///
+/// Not wherever the action happens to be executed: a `Send` can come out of another request's
+/// input or out of the timer task, and an attempt spawned on a current-thread runtime other than
+/// its caller's would sit unpolled until that runtime's thread next blocks on it. Likewise a
+/// pooled connection is served by a task on the runtime that opened it, so a pool is only ever
+/// used from one runtime (see [`crate::Router::with_own_pool`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Home {
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) client: reqwest::Client,
+}
+
+/// A request in flight: where its outcome goes and where its attempts run.
+#[derive(Debug)]
+struct Pending {
+    waiter: Waiter,
+    home: Home,
+}
+
 /// Everything behind the lock.
 pub(crate) struct Shared {
     pub(crate) machine: RouterMachine,
-    waiters: IdMap<RequestId, Waiter>,
+    pending: IdMap<RequestId, Pending>,
     /// The task of every attempt sent and not yet ended or cancelled.
     tasks: IdMap<AttemptId, AbortHandle>,
     /// One in-process model per `mock` provider, by provider index.
@@ -60,7 +82,6 @@ pub(crate) struct Shared {
 /// The state every clone of a router shares.
 pub(crate) struct Inner {
     shared: Mutex<Shared>,
-    pub(crate) client: reqwest::Client,
     epoch: Instant,
     /// Unix time at `epoch`, for the mocks' `Date` headers.
     unix_at_epoch: Duration,
@@ -81,24 +102,18 @@ impl Drop for Inner {
 }
 
 impl Inner {
-    pub(crate) fn new(
-        mut machine: RouterMachine,
-        client: reqwest::Client,
-        unix_at_epoch: Duration,
-        epoch: Instant,
-    ) -> Self {
+    pub(crate) fn new(mut machine: RouterMachine, unix_at_epoch: Duration, epoch: Instant) -> Self {
         machine.set_unix_time_at_zero(unix_at_epoch);
         let mocks = machine.mock_providers();
         Inner {
             shared: Mutex::new(Shared {
                 machine,
-                waiters: IdMap::default(),
+                pending: IdMap::default(),
                 tasks: IdMap::default(),
                 mocks,
                 timer_at: None,
                 timer: None,
             }),
-            client,
             epoch,
             unix_at_epoch,
             next_id: AtomicU64::new(0),
@@ -119,26 +134,34 @@ impl Inner {
             .expect("f3dx-router: the router's state was poisoned by an earlier panic")
     }
 
-    /// Hands a request to the machine; its outcome goes to `waiter`.
+    /// Hands a request to the machine; its outcome goes to `waiter`, its attempts run on the
+    /// current runtime through `client`.
     ///
     /// Panics outside a tokio runtime, before taking the lock (a panic under it would poison
     /// the router for every other caller).
-    pub(crate) fn submit(self: &Arc<Self>, request: ChatRequest, waiter: Waiter) -> RequestId {
-        assert!(
-            tokio::runtime::Handle::try_current().is_ok(),
-            "f3dx-router: requests must be made from within a tokio runtime"
-        );
+    pub(crate) fn submit(
+        self: &Arc<Self>,
+        request: ChatRequest,
+        waiter: Waiter,
+        client: &reqwest::Client,
+    ) -> RequestId {
+        let runtime = tokio::runtime::Handle::try_current()
+            .expect("f3dx-router: requests must be made from within a tokio runtime");
+        let home = Home {
+            runtime,
+            client: client.clone(),
+        };
         let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let mut s = self.lock();
         self.ensure_timer(&mut s);
         let now = self.now();
-        s.waiters.insert(id, waiter);
+        s.pending.insert(id, Pending { waiter, home });
         if s.machine
             .handle_input(now, Input::Request { id, request })
             .is_err()
         {
             // Unreachable: ids come from a counter. Dropping the waiter ends the call.
-            s.waiters.remove(&id);
+            s.pending.remove(&id);
         }
         self.after_input(&mut s);
         id
@@ -151,7 +174,7 @@ impl Inner {
             return;
         };
         // Nobody listens any more; the `Cancelled` completion goes nowhere.
-        s.waiters.remove(&id);
+        s.pending.remove(&id);
         let now = self.now();
         let _ = s.machine.handle_input(now, Input::Cancel { id });
         self.after_input(&mut s);
@@ -194,19 +217,31 @@ impl Inner {
         while let Some(action) = s.machine.poll_action() {
             match action {
                 Action::Send {
+                    id,
                     attempt,
                     provider,
                     request,
-                    ..
                 } => {
+                    let Some(home) = s.pending.get(&id).map(|p| p.home.clone()) else {
+                        // The machine sends only for requests in flight, and every request in
+                        // flight has an entry until its `Complete`.
+                        debug_assert!(false, "a send for a request the driver does not hold");
+                        continue;
+                    };
                     let task = match s.mocks.get_mut(provider.0).and_then(Option::as_mut) {
                         Some(mock) => {
                             // Drawn here, in the machine's order, so a seed replays.
                             let unix = (self.unix_at_epoch + self.epoch.elapsed()).as_secs();
                             let reply = mock.respond(&request, unix);
-                            tokio::spawn(attempt::mock(self.clone(), attempt, reply))
+                            home.runtime
+                                .spawn(attempt::mock(self.clone(), attempt, reply))
                         }
-                        None => tokio::spawn(attempt::http(self.clone(), attempt, request)),
+                        None => home.runtime.spawn(attempt::http(
+                            self.clone(),
+                            home.client,
+                            attempt,
+                            request,
+                        )),
                     };
                     s.tasks.insert(attempt, task.abort_handle());
                 }
@@ -215,7 +250,7 @@ impl Inner {
                         task.abort();
                     }
                 }
-                Action::Deliver { id, chunk } => match s.waiters.get(&id) {
+                Action::Deliver { id, chunk } => match s.pending.get(&id).map(|p| &p.waiter) {
                     Some(Waiter::Stream(tx)) => {
                         // A closed receiver means the stream is being dropped; its guard
                         // cancels the request.
@@ -224,7 +259,7 @@ impl Inner {
                     // A unary call of a `stream: true` request has nowhere to put chunks.
                     Some(Waiter::Unary(_)) | None => {}
                 },
-                Action::Complete { id, outcome } => match s.waiters.remove(&id) {
+                Action::Complete { id, outcome } => match s.pending.remove(&id).map(|p| p.waiter) {
                     Some(Waiter::Unary(tx)) => {
                         let _ = tx.send(outcome);
                     }
@@ -261,7 +296,8 @@ impl Inner {
         next
     }
 
-    fn ensure_timer(self: &Arc<Self>, s: &mut Shared) {
+    /// Starts the timer task on the current runtime unless one is running.
+    pub(crate) fn ensure_timer(self: &Arc<Self>, s: &mut Shared) {
         if s.timer.as_ref().is_none_or(AbortHandle::is_finished) {
             let task = timer_loop(Arc::downgrade(self), self.notify.clone(), self.epoch);
             s.timer = Some(tokio::spawn(task).abort_handle());

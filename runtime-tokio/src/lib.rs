@@ -47,6 +47,7 @@ pub use error::{RouterBuildError, RouterCallError};
 pub use f3dx_router_core::{ChatRequest, RouteError, Routed, RouterConfig};
 pub use stream::ChunkStream;
 
+use client::ClientSettings;
 use driver::{CancelOnDrop, Inner, Waiter};
 use f3dx_router_core::RouterMachine;
 use std::fmt;
@@ -60,10 +61,16 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// An LLM-provider router. Cheap to clone (one `Arc`); every clone routes through the same
 /// machine, connection pool and provider state (cooldowns, mock models).
 ///
-/// Calls must be made from within a tokio runtime (multi-threaded or current-thread).
+/// Calls must be made from within a tokio runtime (multi-threaded or current-thread); a call's
+/// attempts run on the runtime it was made on. Clones share one connection pool, which must only
+/// be used from one runtime at a time while that runtime keeps running: a router used from
+/// several runtimes gives each its own pool with [`Router::with_own_pool`].
 #[derive(Clone)]
 pub struct Router {
     inner: Arc<Inner>,
+    /// The connection pool this clone sends through.
+    pool: reqwest::Client,
+    settings: Arc<ClientSettings>,
     providers: Arc<[String]>,
 }
 
@@ -80,8 +87,7 @@ impl fmt::Debug for Router {
 #[derive(Debug)]
 pub struct RouterBuilder {
     config: RouterConfig,
-    extra_roots_pem: Vec<String>,
-    connect_timeout: Duration,
+    settings: ClientSettings,
     seed: u64,
 }
 
@@ -89,14 +95,14 @@ impl RouterBuilder {
     /// Trusts the certificates in `pem` as roots, in addition to the webpki roots (for a test
     /// server with a private CA). Checked at [`RouterBuilder::build`].
     pub fn add_root_certificate_pem(mut self, pem: &str) -> Self {
-        self.extra_roots_pem.push(pem.to_owned());
+        self.settings.extra_roots_pem.push(pem.to_owned());
         self
     }
 
     /// How long to wait for a TCP (and TLS) connection; default [`DEFAULT_CONNECT_TIMEOUT`].
     /// Its expiry is reported to the machine as a transport timeout.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.settings.connect_timeout = timeout;
         self
     }
 
@@ -107,19 +113,27 @@ impl RouterBuilder {
     }
 
     /// Resolves `api_key_env` variables, validates the config and builds the HTTP client.
+    ///
+    /// Within a tokio runtime, the router's timer task (deadlines, timeouts, delayed hedges)
+    /// starts on it now; otherwise on the runtime of the first call.
     pub fn build(self) -> Result<Router, RouterBuildError> {
         let mut config = self.config;
         config.resolve_api_keys(|var| std::env::var(var).ok())?;
         let providers: Arc<[String]> = config.providers.iter().map(|p| p.name.clone()).collect();
         let machine = RouterMachine::new(config, self.seed)?;
-        let client = client::build_client(&self.extra_roots_pem, self.connect_timeout)?;
+        let pool = client::build_client(&self.settings)?;
         let epoch = tokio::time::Instant::now();
         let unix_at_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let inner = Inner::new(machine, client, unix_at_epoch, epoch);
+        let inner = Arc::new(Inner::new(machine, unix_at_epoch, epoch));
+        if tokio::runtime::Handle::try_current().is_ok() {
+            inner.ensure_timer(&mut inner.lock());
+        }
         Ok(Router {
-            inner: Arc::new(inner),
+            inner,
+            pool,
+            settings: Arc::new(self.settings),
             providers,
         })
     }
@@ -135,10 +149,27 @@ impl Router {
     pub fn builder(config: RouterConfig) -> RouterBuilder {
         RouterBuilder {
             config,
-            extra_roots_pem: Vec::new(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            settings: ClientSettings {
+                extra_roots_pem: Vec::new(),
+                connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            },
             seed: 0,
         }
+    }
+
+    /// A clone that routes through the same machine (policies, cooldowns, mock models) but
+    /// sends through a connection pool of its own, for calls made on another runtime.
+    ///
+    /// A pooled connection is served by a task on the runtime that opened it. A pool shared
+    /// with a current-thread runtime that only runs while its thread waits on a call (one per
+    /// blocking thread, as the Python binding's sync calls use) would hand other runtimes
+    /// connections nobody polls; each such runtime gets its own pool instead, and its calls'
+    /// attempts never leave its thread.
+    pub fn with_own_pool(&self) -> Result<Router, RouterBuildError> {
+        Ok(Router {
+            pool: client::build_client(&self.settings)?,
+            ..self.clone()
+        })
     }
 
     /// Routes one chat completion and returns the OpenAI-shape `chat.completion` with its route.
@@ -148,7 +179,7 @@ impl Router {
     /// and [`Routed::body`] is empty.
     pub async fn chat_completions(&self, request: ChatRequest) -> Result<Routed, RouteError> {
         let (tx, rx) = oneshot::channel();
-        let id = self.inner.submit(request, Waiter::Unary(tx));
+        let id = self.inner.submit(request, Waiter::Unary(tx), &self.pool);
         let mut guard = CancelOnDrop {
             inner: self.inner.clone(),
             id,
@@ -183,7 +214,7 @@ impl Router {
     /// Outside a tokio runtime.
     pub fn chat_completions_stream(&self, request: ChatRequest) -> ChunkStream {
         let (tx, rx) = mpsc::unbounded_channel();
-        let id = self.inner.submit(request, Waiter::Stream(tx));
+        let id = self.inner.submit(request, Waiter::Stream(tx), &self.pool);
         ChunkStream::new(
             rx,
             CancelOnDrop {

@@ -1,0 +1,130 @@
+//! Sync calls run on the calling thread: each Python thread that makes one gets its own
+//! current-thread tokio runtime, and each router its own connection pool on that thread
+//! ([`Router::with_own_pool`]).
+//!
+//! Why: on the shared multi-thread runtime a sync call crosses threads three times (the caller
+//! hands the attempt to a worker, the worker wakes on the response, the caller is woken with the
+//! answer), and on a small VM each cross-thread wake costs as much as the loopback round trip
+//! itself. Here the thread that waits is the one that sends and reads: one wake per call, on the
+//! response. The machine stays shared (policies, cooldowns, mocks), and its timer task stays on
+//! the shared runtime, which wakes this thread when a deadline or a delayed hedge fires.
+//!
+//! A pool here is only polled while its thread waits on a call. Two consequences, both handled
+//! in [`call`]: connections the server closed meanwhile are noticed before the next request is
+//! sent (one yield to the runtime first), and attempts cancelled by the call's end (a hedge's
+//! loser) are dropped, closing their connections, before the thread returns to Python.
+
+use crate::runtime::SIGNAL_CHECK;
+use f3dx_router_core::{ChatRequest, RouteError, Routed};
+use f3dx_router_tokio::Router;
+use pyo3::prelude::*;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, Weak};
+use tokio::runtime::Runtime;
+
+/// Identifies one Python `Router` in the per-thread pool lists, without keeping it alive.
+pub(crate) type PoolKey = Arc<()>;
+
+/// One thread's runtime, and the router clones (own pools) it has used.
+struct ThreadLocalDriver {
+    runtime: Rc<Runtime>,
+    routers: Vec<(Weak<()>, Router)>,
+}
+
+thread_local! {
+    static DRIVER: RefCell<Option<ThreadLocalDriver>> = const { RefCell::new(None) };
+}
+
+/// Yields to the runtime twice: enough for every task already woken (an aborted attempt, then
+/// the connection task its drop woke) to run once more.
+async fn settle() {
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
+}
+
+/// This thread's runtime and `shared`'s clone with a pool on it, made on first use. Routers
+/// whose Python object is gone are dropped from the list here.
+fn driver_for(shared: &Router, key: &PoolKey) -> PyResult<(Rc<Runtime>, Router)> {
+    DRIVER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let driver = match slot.as_mut() {
+            Some(driver) => driver,
+            None => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| {
+                        pyo3::exceptions::PyRuntimeError::new_err(format!(
+                            "f3dx_router: cannot start this thread's tokio runtime: {e}"
+                        ))
+                    })?;
+                slot.insert(ThreadLocalDriver {
+                    runtime: Rc::new(runtime),
+                    routers: Vec::new(),
+                })
+            }
+        };
+        driver.routers.retain(|(owner, _)| owner.strong_count() > 0);
+        let found = driver
+            .routers
+            .iter()
+            .find(|(owner, _)| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(key)));
+        let router = match found {
+            Some((_, router)) => router.clone(),
+            None => {
+                let router = shared.with_own_pool().map_err(|e| {
+                    pyo3::exceptions::PyRuntimeError::new_err(format!(
+                        "f3dx_router: cannot build this thread's connection pool: {e}"
+                    ))
+                })?;
+                driver.routers.push((Arc::downgrade(key), router.clone()));
+                router
+            }
+        };
+        Ok((driver.runtime.clone(), router))
+    })
+}
+
+/// Routes `request` on this thread with the GIL released, waking every [`SIGNAL_CHECK`] to run
+/// Python's signal handlers. If a handler raises (`KeyboardInterrupt`), the call is dropped
+/// (which cancels its attempts) and the exception propagates.
+pub(crate) fn call(
+    py: Python<'_>,
+    shared: &Router,
+    key: &PoolKey,
+    request: ChatRequest,
+) -> PyResult<Result<Routed, RouteError>> {
+    let (runtime, router) = driver_for(shared, key)?;
+    // Not borrowed from the thread-local across the wait: a signal handler may call again.
+    let runtime: &Runtime = &runtime;
+    let outcome = {
+        let mut future = std::pin::pin!(async move {
+            tokio::task::yield_now().await;
+            router.chat_completions(request).await
+        });
+        loop {
+            let step = py.detach(|| {
+                runtime
+                    .block_on(async { tokio::time::timeout(SIGNAL_CHECK, future.as_mut()).await })
+            });
+            match step {
+                Ok(outcome) => break Ok(outcome),
+                Err(_elapsed) => {
+                    if let Err(e) = py.check_signals() {
+                        break Err(e);
+                    }
+                }
+            }
+        }
+        // The call is dropped here; on a signal that cancels whatever it still had in flight.
+    };
+    // A call answered by its only attempt left nothing behind; otherwise attempts were cut short
+    // (a hedge's loser, a failover's timed-out attempt, the deadline) and their connections close
+    // now, not at this thread's next call.
+    let single_attempt = matches!(&outcome, Ok(Ok(routed)) if routed.attempts.len() == 1);
+    if !single_attempt {
+        py.detach(|| runtime.block_on(settle()));
+    }
+    outcome
+}
