@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --release -p f3dx-router-tokio --example latency -- \
 //!     --base-url http://127.0.0.1:PORT/a/v1 [--base-url ...] [--requests 2000] \
-//!     [--concurrency 1] [--warmup 200] [--policy sequential|hedged] [--hedge-k 2]
+//!     [--concurrency 1] [--warmup 200] [--policy sequential|hedged] [--hedge-k 2] \
+//!     [--raw] [--current-thread]
 //! ```
 //!
 //! Each `--base-url` is one OpenAI-shape provider, in preference order. `concurrency` tasks share
@@ -15,6 +16,9 @@
 //! `--raw` measures the transport floor instead: no router, one `reqwest` client built like the
 //! router's (HTTP/1.1 keep-alive, `TCP_NODELAY`) POSTs the same bytes to the first base URL's
 //! `/chat/completions` and reads the whole body.
+//!
+//! The loop runs on a multi-thread runtime (tokio's default workers), or with `--current-thread`
+//! on one current-thread runtime: every hop on one thread, as the Python binding's sync calls run.
 
 use f3dx_router_core::{ChatRequest, RouterConfig};
 use f3dx_router_tokio::Router;
