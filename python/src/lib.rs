@@ -7,7 +7,8 @@
 //! - [`stream`]: `ChatCompletionStream` and `AsyncChatCompletionStream` over a `ChunkStream`.
 //! - [`route`]: `Route` and `Attempt`, the route metadata of every answer and error.
 //! - [`errors`]: the exception hierarchy under `RouterError`, and key scrubbing.
-//! - [`runtime`]: the one multi-thread tokio runtime the extension owns.
+//! - [`runtime`]: the multi-thread tokio runtime the extension owns (one per process: rebuilt
+//!   in a forked child).
 //! - [`local`]: sync calls on the caller's thread (its own current-thread runtime and pools).
 //! - [`json`]: Python objects to JSON bytes and back (the interpreter's own `json` module).
 
@@ -27,7 +28,6 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    runtime::configure();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<router::PyRouter>()?;
     m.add_class::<stream::SyncStream>()?;
@@ -35,5 +35,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<route::Route>()?;
     m.add_class::<route::Attempt>()?;
     errors::register(py, m)?;
+    runtime::register(py, m)?;
     Ok(())
 }

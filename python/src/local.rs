@@ -14,7 +14,7 @@
 //! sent (one yield to the runtime first), and attempts cancelled by the call's end (a hedge's
 //! loser) are dropped, closing their connections, before the thread returns to Python.
 
-use crate::runtime::SIGNAL_CHECK;
+use crate::runtime::{SIGNAL_CHECK, fork_generation};
 use f3dx_router_core::{ChatRequest, RouteError, Routed};
 use f3dx_router_tokio::Router;
 use pyo3::prelude::*;
@@ -28,6 +28,9 @@ pub(crate) type PoolKey = Arc<()>;
 
 /// One thread's runtime, and the router clones (own pools) it has used.
 struct ThreadLocalDriver {
+    /// The fork generation it was made in: a forked child's thread inherits its parent's driver
+    /// (the thread that called `fork`), whose descriptors it shares with the parent.
+    generation: usize,
     runtime: Rc<Runtime>,
     routers: Vec<(Weak<()>, Router)>,
 }
@@ -48,6 +51,12 @@ async fn settle() {
 fn driver_for(shared: &Router, key: &PoolKey) -> PyResult<(Rc<Runtime>, Router)> {
     DRIVER.with(|cell| {
         let mut slot = cell.borrow_mut();
+        let generation = fork_generation();
+        if slot.as_ref().is_some_and(|d| d.generation != generation) {
+            // The parent's: never dropped here (dropping deregisters its sockets from an epoll
+            // instance the parent still uses).
+            std::mem::forget(slot.take());
+        }
         let driver = match slot.as_mut() {
             Some(driver) => driver,
             None => {
@@ -60,6 +69,7 @@ fn driver_for(shared: &Router, key: &PoolKey) -> PyResult<(Rc<Runtime>, Router)>
                         ))
                     })?;
                 slot.insert(ThreadLocalDriver {
+                    generation,
                     runtime: Rc::new(runtime),
                     routers: Vec::new(),
                 })

@@ -9,25 +9,34 @@ use crate::errors::{self, Secrets};
 use crate::json;
 use crate::local::{self, PoolKey};
 use crate::route::Route;
-use crate::runtime::runtime;
+use crate::runtime::{self, fork_generation, runtime};
 use crate::stream::{AsyncStream, SyncStream};
 use f3dx_router_core::{ChatRequest, PolicyKind, Routed, RouterConfig};
-use f3dx_router_tokio::Router;
+use f3dx_router_tokio::{Router, RouterBuilder};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// An in-process LLM-provider router. Thread-safe: share one across threads and tasks.
 #[pyclass(frozen, subclass, name = "Router", module = "f3dx_router._native")]
 pub(crate) struct PyRouter {
-    router: Router,
+    /// What the router was built from, to build it again in a forked child.
+    builder: RouterBuilder,
+    /// The router of this process (see [`PyRouter::router`]).
+    driver: Mutex<ProcessRouter>,
     /// Names this router's connection pools on the threads its sync calls ran on.
     pool_key: PoolKey,
     policy: &'static str,
     secrets: Arc<Secrets>,
+}
+
+/// A router and the fork generation it was built in.
+struct ProcessRouter {
+    generation: usize,
+    router: Router,
 }
 
 /// Every API key a provider list names (`api_key`, or the value of `api_key_env`), read before
@@ -120,6 +129,30 @@ impl<'py> IntoPyObject<'py> for AsyncOutcome {
 }
 
 impl PyRouter {
+    /// This process's router. In a forked child, the parent's is left as it is (its timer and
+    /// connections belong to threads this process does not have; dropping it could block on a
+    /// lock a parent thread held at the fork) and a new one is built: fresh routing state, the
+    /// same configuration.
+    fn router(&self, py: Python<'_>) -> PyResult<Router> {
+        let mut driver = self
+            .driver
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let generation = fork_generation();
+        if driver.generation != generation {
+            let router = {
+                let _entered = runtime().enter();
+                self.builder
+                    .clone()
+                    .build()
+                    .map_err(|e| errors::build_error(py, &e, &self.secrets))?
+            };
+            std::mem::forget(std::mem::replace(&mut driver.router, router));
+            driver.generation = generation;
+        }
+        Ok(driver.router.clone())
+    }
+
     /// Checks the request (a mapping, JSON-serializable, an OpenAI chat request) before anything
     /// is sent. `stream`, when given, sets the request's `"stream"` key.
     fn parse(
@@ -244,11 +277,16 @@ impl PyRouter {
         let router = {
             let _entered = runtime().enter();
             builder
+                .clone()
                 .build()
                 .map_err(|e| errors::build_error(py, &e, &secrets))?
         };
         Ok(PyRouter {
-            router,
+            builder,
+            driver: Mutex::new(ProcessRouter {
+                generation: fork_generation(),
+                router,
+            }),
             pool_key: PoolKey::default(),
             policy,
             secrets: Arc::new(secrets),
@@ -265,12 +303,13 @@ impl PyRouter {
     ) -> PyResult<Bound<'py, PyAny>> {
         let request = self.parse(py, request, stream)?;
         if request.stream() {
+            let router = self.router(py)?;
             let _entered = runtime().enter();
-            let chunks = self.router.chat_completions_stream(request);
+            let chunks = router.chat_completions_stream(request);
             let stream = SyncStream::new(chunks, self.secrets.clone());
             return Ok(Bound::new(py, stream)?.into_any());
         }
-        match local::call(py, &self.router, &self.pool_key, request)? {
+        match local::call(py, &self.router(py)?, &self.pool_key, request)? {
             Ok(routed) => completion(py, &routed, &self.secrets),
             Err(e) => Err(errors::route_error(py, &e, &self.secrets)),
         }
@@ -285,10 +324,10 @@ impl PyRouter {
         stream: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let request = self.parse(py, request, stream)?;
-        let router = self.router.clone();
+        let router = self.router(py)?;
         let secrets = self.secrets.clone();
         if request.stream() {
-            return pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            return runtime::future_into_py(py, async move {
                 let chunks = router.chat_completions_stream(request);
                 Python::attach(|py| Py::new(py, AsyncStream::new(chunks, secrets)))
             });
@@ -303,7 +342,7 @@ impl PyRouter {
         // Loops that cannot watch an fd. No GIL on a tokio worker: the answer becomes Python
         // objects in `AsyncOutcome`'s conversion, which pyo3_async_runtimes runs under the GIL
         // on its blocking thread. A worker waiting for the GIL stalls every task on it.
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        runtime::future_into_py(py, async move {
             let outcome = call.await;
             Ok(AsyncOutcome { outcome, secrets })
         })
@@ -312,7 +351,7 @@ impl PyRouter {
     /// The configured provider names, in preference order.
     #[getter]
     fn provider_names(&self) -> Vec<String> {
-        self.router.provider_names().to_vec()
+        self.builder.provider_names()
     }
 
     /// `"sequential"` or `"hedged"`.
@@ -322,14 +361,15 @@ impl PyRouter {
     }
 
     /// `(requests, attempts, attempt_tasks)` in flight. For tests: all zero when idle.
-    fn _in_flight(&self) -> (usize, usize, usize) {
-        let (requests, attempts) = self.router.in_flight();
-        (requests, attempts, self.router.open_tasks())
+    fn _in_flight(&self, py: Python<'_>) -> PyResult<(usize, usize, usize)> {
+        let router = self.router(py)?;
+        let (requests, attempts) = router.in_flight();
+        Ok((requests, attempts, router.open_tasks()))
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         // Names only: no URL, no header, no key.
-        let names = PyList::new(py, self.router.provider_names())?;
+        let names = PyList::new(py, self.builder.provider_names())?;
         Ok(format!(
             "Router(providers={}, policy='{}')",
             names.repr()?,

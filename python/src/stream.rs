@@ -10,7 +10,7 @@
 use crate::errors::{self, Secrets};
 use crate::json;
 use crate::route::Route;
-use crate::runtime::{SIGNAL_CHECK, runtime};
+use crate::runtime::{self, SIGNAL_CHECK, runtime};
 use bytes::Bytes;
 use f3dx_router_core::RouteError;
 use f3dx_router_tokio::ChunkStream;
@@ -181,7 +181,7 @@ impl AsyncStream {
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let state = self.state.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        runtime::future_into_py(py, async move {
             let mut slot = state.stream.lock().await;
             let Some(stream) = slot.as_mut() else {
                 return Err(PyStopAsyncIteration::new_err(()));
@@ -211,7 +211,7 @@ impl AsyncStream {
     /// Cancels the request if it has not ended. Idempotent.
     fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let state = self.state.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        runtime::future_into_py(py, async move {
             let stream = state.stream.lock().await.take();
             drop(stream);
             Ok(())
@@ -219,7 +219,7 @@ impl AsyncStream {
     }
 
     fn __aenter__<'py>(slf: Py<Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(slf) })
+        runtime::future_into_py(py, async move { Ok(slf) })
     }
 
     #[pyo3(signature = (*_args))]
@@ -229,7 +229,7 @@ impl AsyncStream {
         _args: &Bound<'py, pyo3::types::PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let state = self.state.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        runtime::future_into_py(py, async move {
             let stream = state.stream.lock().await.take();
             drop(stream);
             Ok(false)

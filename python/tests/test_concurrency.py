@@ -5,6 +5,9 @@ from __future__ import annotations
 import _thread
 import asyncio
 import gc
+import json
+import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from f3dx_router import Router
+from f3dx_router import DeadlineExceededError, Router
 from conftest import MockServer, request
 
 
@@ -228,3 +231,52 @@ def test_ctrl_c_interrupts_a_stream(mock: MockServer) -> None:
     with pytest.raises(KeyboardInterrupt):
         next(stream)
     assert mock.disconnected("a")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_routes_with_routers_made_before_and_after_the_fork(mock: MockServer) -> None:
+    # Prefork servers and multiprocessing's default start method: the child inherits the
+    # extension without its runtime threads. Everything must work there, timers included.
+    before = Router(providers=[mock.provider("a")], deadline_ms=1000)
+    assert before.chat_completions(request()).route.provider == "a"
+    assert asyncio.run(before.achat_completions(request())).route.provider == "a"
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, never return into pytest
+        code = 1
+        try:
+            signal.alarm(20)  # a hang kills the child, and the parent sees it
+            after = Router(providers=[mock.provider("a")])
+            report: dict[str, Any] = {
+                "sync_before": before.chat_completions(request()).route.provider,
+                "sync_after": after.chat_completions(request()).route.provider,
+            }
+
+            async def main() -> None:
+                report["async_before"] = (await before.achat_completions(request())).route.provider
+                report["async_after"] = (await after.achat_completions(request())).route.provider
+                stream = await after.achat_completions(request(stream=True))
+                report["stream_chunks"] = len([c async for c in stream])
+
+            asyncio.run(main())
+            mock.script("a", {"delay_ms": 5000})
+            try:
+                before.chat_completions(request())
+            except DeadlineExceededError:
+                report["deadline"] = "fired"
+            os.write(write, json.dumps(report).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        report = json.loads(pipe.read() or "{}")
+    assert os.waitstatus_to_exitcode(status) == 0, report
+    assert report.pop("stream_chunks") > 1
+    assert report == {
+        "sync_before": "a", "sync_after": "a", "async_before": "a", "async_after": "a", "deadline": "fired",
+    }
+    # The parent's router is untouched by the child.
+    assert before.chat_completions(request()).route.provider == "a"
+    assert asyncio.run(before.achat_completions(request())).route.provider == "a"

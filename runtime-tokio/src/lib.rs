@@ -84,7 +84,7 @@ impl fmt::Debug for Router {
 }
 
 /// Builds a [`Router`] with non-default transport settings.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RouterBuilder {
     config: RouterConfig,
     settings: ClientSettings,
@@ -110,6 +110,15 @@ impl RouterBuilder {
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
+    }
+
+    /// The configured provider names, in preference order.
+    pub fn provider_names(&self) -> Vec<String> {
+        self.config
+            .providers
+            .iter()
+            .map(|p| p.name.clone())
+            .collect()
     }
 
     /// Resolves `api_key_env` variables, validates the config and builds the HTTP client.
