@@ -254,9 +254,10 @@ def setup() -> None:
 
 
 class Mock:
-    def __init__(self) -> None:
+    def __init__(self, cpus: set[int] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [str(MOCK_BIN), "--no-record"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [str(MOCK_BIN), "--no-record"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            preexec_fn=None if cpus is None else (lambda: os.sched_setaffinity(0, cpus)),
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -581,7 +582,8 @@ def targets(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
 def markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], failover: list[dict[str, Any]],
              info: dict[str, Any]) -> str:
     out = [f"Machine: {info['machine']['nproc']} CPUs, {info['machine']['cpu']}, Python "
-           f"{info['machine']['python']}; mock provider on the same machine; load average "
+           f"{info['machine']['python']}; mock provider on the same machine"
+           f"{' (pinned to its own CPU, clients on the others)' if info.get('pinned') else ''}; load average "
            f"{info['loadavg_start'][0]} at start, {info['loadavg_end'][0]} at end.", ""]
     out += ["| client | mode | concurrency | p50 µs | p99 µs | calls/s | req/call |", "|---|---|--:|--:|--:|--:|--:|"]
     for r in rows:
@@ -664,6 +666,9 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=3,
                         help="run every cell this many times; report the median (default 3)")
     parser.add_argument("--only", default="", help="comma-separated subset: httpx,openai,old,litellm,f3dx,rust")
+    parser.add_argument("--pin", action="store_true",
+                        help="run the mock provider on the last CPU and every client on the others "
+                             "(results then go to results-pinned.json)")
     args = parser.parse_args()
     if args.worker:
         worker(json.loads(args.worker))
@@ -681,7 +686,15 @@ def main() -> None:
     only = set(filter(None, args.only.split(",")))
     started = time.time()
     load_start = [round(x, 2) for x in os.getloadavg()]
-    mock = Mock()
+    server_cpus = None
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("--pin needs at least 2 CPUs")
+        server_cpus = {cpus[-1]}
+        # Inherited by every client process the bench starts (0.0.3's worker, the Rust example).
+        os.sched_setaffinity(0, set(cpus[:-1]))
+    mock = Mock(server_cpus)
     passes: list[list[dict[str, Any]]] = []
     b = args.budget
     try:
@@ -700,7 +713,7 @@ def main() -> None:
     versions["f3dx-router (old)"] = OLD_VERSION
     info = {"machine": machine(), "versions": versions, "loadavg_start": load_start,
             "loadavg_end": [round(x, 2) for x in os.getloadavg()], "seconds": round(time.time() - started, 1),
-            "budget_s_per_cell": b, "passes": args.passes,
+            "budget_s_per_cell": b, "passes": args.passes, "pinned": args.pin,
             "notes": "latency per call in µs, measured in the caller around the call; the mock "
                      "provider (f3dx-mock-provider, release, recording off) runs on the same machine"}
     checks, failover = targets(rows)
@@ -708,8 +721,9 @@ def main() -> None:
     print(report)
     print(f"\n({info['seconds']} s)")
     if not only:
-        RESULTS.write_text(json.dumps({**info, "rows": rows, "targets": checks, "failover": failover}, indent=1) + "\n")
-        print(f"wrote {RESULTS.relative_to(REPO)}")
+        results = RESULTS.with_name("results-pinned.json") if args.pin else RESULTS
+        results.write_text(json.dumps({**info, "rows": rows, "targets": checks, "failover": failover}, indent=1) + "\n")
+        print(f"wrote {results.relative_to(REPO)}")
 
 
 if __name__ == "__main__":
