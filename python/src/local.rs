@@ -1,6 +1,11 @@
-//! Sync calls run on the calling thread: each Python thread that makes one gets its own
+//! Where a sync call runs. A thread's first [`SHARED_CALLS_BEFORE_LOCAL`] calls run on the shared
+//! runtime, through each router's shared pool; after that, the thread gets its own
 //! current-thread tokio runtime, and each router its own connection pool on that thread
-//! ([`Router::with_own_pool`]).
+//! ([`Router::with_own_pool`]), and its calls run on the calling thread itself.
+//!
+//! Why the shared start: a thread that makes one call and ends (a thread per request) would
+//! otherwise open a connection, and a TLS session, per call; on the shared pool it reuses what
+//! other threads opened.
 //!
 //! Why: on the shared multi-thread runtime a sync call crosses threads three times (the caller
 //! hands the attempt to a worker, the worker wakes on the response, the caller is woken with the
@@ -14,11 +19,12 @@
 //! sent (one yield to the runtime first), and attempts cancelled by the call's end (a hedge's
 //! loser) are dropped, closing their connections, before the thread returns to Python.
 
-use crate::runtime::{SIGNAL_CHECK, fork_generation};
+use crate::runtime::{SIGNAL_CHECK, fork_generation, runtime};
 use f3dx_router_core::{ChatRequest, RouteError, Routed};
 use f3dx_router_tokio::Router;
 use pyo3::prelude::*;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::{Arc, Weak};
 use tokio::runtime::Runtime;
@@ -35,8 +41,13 @@ struct ThreadLocalDriver {
     routers: Vec<(Weak<()>, Router)>,
 }
 
+/// Sync calls a thread makes on the shared runtime before it gets one of its own.
+pub(crate) const SHARED_CALLS_BEFORE_LOCAL: u32 = 2;
+
 thread_local! {
     static DRIVER: RefCell<Option<ThreadLocalDriver>> = const { RefCell::new(None) };
+    /// Sync calls this thread has made on the shared runtime.
+    static SHARED_CALLS: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Yields to the runtime twice: enough for every task already woken (an aborted attempt, then
@@ -96,39 +107,50 @@ fn driver_for(shared: &Router, key: &PoolKey) -> PyResult<(Rc<Runtime>, Router)>
     })
 }
 
-/// Routes `request` on this thread with the GIL released, waking every [`SIGNAL_CHECK`] to run
-/// Python's signal handlers. If a handler raises (`KeyboardInterrupt`), the call is dropped
-/// (which cancels its attempts) and the exception propagates.
+/// Drives `future` on `runtime` from this thread with the GIL released, waking every
+/// [`SIGNAL_CHECK`] to run Python's signal handlers. If a handler raises (`KeyboardInterrupt`),
+/// the future is dropped (which cancels the call's attempts) and the exception propagates.
+fn block_on_with_signals<F>(py: Python<'_>, runtime: &Runtime, future: F) -> PyResult<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let mut future = std::pin::pin!(future);
+    loop {
+        let step = py.detach(|| {
+            runtime.block_on(async { tokio::time::timeout(SIGNAL_CHECK, future.as_mut()).await })
+        });
+        match step {
+            Ok(output) => return Ok(output),
+            Err(_elapsed) => py.check_signals()?,
+        }
+    }
+}
+
+/// Routes `request` with the GIL released: on the shared runtime for this thread's first calls,
+/// then on this thread (see the module doc).
 pub(crate) fn call(
     py: Python<'_>,
     shared: &Router,
     key: &PoolKey,
     request: ChatRequest,
 ) -> PyResult<Result<Routed, RouteError>> {
+    let shared_calls = SHARED_CALLS.get();
+    if shared_calls < SHARED_CALLS_BEFORE_LOCAL {
+        SHARED_CALLS.set(shared_calls + 1);
+        let router = shared.clone();
+        return block_on_with_signals(py, runtime(), async move {
+            router.chat_completions(request).await
+        });
+    }
     let (runtime, router) = driver_for(shared, key)?;
     // Not borrowed from the thread-local across the wait: a signal handler may call again.
     let runtime: &Runtime = &runtime;
-    let outcome = {
-        let mut future = std::pin::pin!(async move {
-            tokio::task::yield_now().await;
-            router.chat_completions(request).await
-        });
-        loop {
-            let step = py.detach(|| {
-                runtime
-                    .block_on(async { tokio::time::timeout(SIGNAL_CHECK, future.as_mut()).await })
-            });
-            match step {
-                Ok(outcome) => break Ok(outcome),
-                Err(_elapsed) => {
-                    if let Err(e) = py.check_signals() {
-                        break Err(e);
-                    }
-                }
-            }
-        }
-        // The call is dropped here; on a signal that cancels whatever it still had in flight.
-    };
+    // The call (and, on a signal, whatever it still had in flight) is dropped inside.
+    let outcome = block_on_with_signals(py, runtime, async move {
+        tokio::task::yield_now().await;
+        router.chat_completions(request).await
+    });
     // A call answered by its only attempt left nothing behind; otherwise attempts were cut short
     // (a hedge's loser, a failover's timed-out attempt, the deadline) and their connections close
     // now, not at this thread's next call.

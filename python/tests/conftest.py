@@ -62,6 +62,11 @@ class MockServer:
         result: int = self._call("GET", "stats")["open_connections"]
         return result
 
+    def connections(self) -> int:
+        """Connections accepted so far."""
+        result: int = self._call("GET", "stats")["connections"]
+        return result
+
     def reset(self) -> None:
         self._call("POST", "reset", {})
 

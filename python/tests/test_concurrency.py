@@ -18,6 +18,10 @@ import pytest
 from f3dx_router import DeadlineExceededError, Router
 from conftest import MockServer, request
 
+# Sync calls a thread makes on the shared runtime before it gets one of its own
+# (`python/src/local.rs`).
+SHARED_CALLS_BEFORE_LOCAL = 2
+
 
 def test_hedged_loser_is_disconnected(mock: MockServer) -> None:
     mock.script("a", {"delay_ms": 3000})
@@ -54,31 +58,60 @@ def test_sixteen_threads_lose_nothing(mock: MockServer) -> None:
     assert len(served) >= len(ids)
 
 
-def test_a_thread_keeps_its_own_connection_and_closes_it_when_it_exits(mock: MockServer) -> None:
-    # Sync calls run on the calling thread, over a pool of its own (one runtime per thread).
+def test_short_lived_threads_share_the_routers_pool(mock: MockServer) -> None:
+    # A thread per request: each makes one call and ends. They reuse the shared pool's
+    # connection instead of opening one (and a TLS session) each.
     r = Router(providers=[mock.provider("a")])
-    r.chat_completions(request())
-    time.sleep(0.2)  # connections of earlier tests' routers finish closing
-    base = mock.open_connections()
-    called = threading.Barrier(9)
+
+    def one_call_in_a_new_thread() -> None:
+        t = threading.Thread(target=lambda: r.chat_completions(request()))
+        t.start()
+        t.join()
+
+    one_call_in_a_new_thread()  # opens the shared pool's connection
+    before = mock.connections()
+    for _ in range(10):
+        one_call_in_a_new_thread()
+    # One more connection: the stats request's own. Every thread reused the pool's.
+    assert mock.connections() - before == 1
+    assert r._in_flight() == (0, 0, 0)
+
+
+def test_a_busy_thread_gets_its_own_connection_and_closes_it_when_it_exits(mock: MockServer) -> None:
+    # After its first calls, a thread's calls run on the thread itself, over a pool of its own.
+    r = Router(providers=[mock.provider("a")])
+    shared_done = threading.Barrier(9)
+    go_on = threading.Event()
+    own_done = threading.Barrier(9)
     leave = threading.Event()
 
     def work() -> None:
+        for _ in range(SHARED_CALLS_BEFORE_LOCAL):
+            assert r.chat_completions(request())["object"] == "chat.completion"
+        shared_done.wait()
+        go_on.wait()
         for _ in range(3):
             assert r.chat_completions(request())["object"] == "chat.completion"
-        called.wait()
+        own_done.wait()
         leave.wait()
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(8)]
     for t in threads:
         t.start()
-    called.wait()
-    assert mock.open_connections() == base + 8  # one kept-alive connection per thread
-    leave.set()
+    try:
+        shared_done.wait(timeout=10)
+        time.sleep(0.2)  # connections of earlier tests' routers finish closing
+        base = mock.open_connections()
+        go_on.set()
+        own_done.wait(timeout=10)
+        assert mock.open_connections() == base + 8  # one kept-alive connection per thread
+    finally:
+        go_on.set()
+        leave.set()
     for t in threads:
         t.join()
     assert mock.wait_for(lambda: mock.open_connections() == base)
-    # The thread that stays keeps its pool and still routes.
+    # The thread that stays keeps routing.
     assert r.chat_completions(request()).route.provider == "a"
     assert r._in_flight() == (0, 0, 0)
 
