@@ -72,8 +72,9 @@ def test_short_lived_threads_share_the_routers_pool(mock: MockServer) -> None:
     before = mock.connections()
     for _ in range(10):
         one_call_in_a_new_thread()
-    # One more connection: the stats request's own. Every thread reused the pool's.
-    assert mock.connections() - before == 1
+    # The stats request's own connection, and at most one more if the pool had not taken its
+    # connection back yet when a thread called: not one per thread.
+    assert mock.connections() - before <= 2
     assert r._in_flight() == (0, 0, 0)
 
 
