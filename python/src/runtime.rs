@@ -35,14 +35,15 @@ fn _after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
 }
 
-/// Registers the fork hook. Called once, at module import.
+/// Registers the fork hook, where the platform can fork (not Windows). Called once, at module
+/// import.
 pub(crate) fn register(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let hook = wrap_pyfunction!(_after_fork_in_child, m)?;
+    let Ok(register_at_fork) = py.import("os")?.getattr("register_at_fork") else {
+        return Ok(());
+    };
     let kwargs = pyo3::types::PyDict::new(py);
-    kwargs.set_item("after_in_child", hook)?;
-    py.import("os")?
-        .getattr("register_at_fork")?
-        .call((), Some(&kwargs))?;
+    kwargs.set_item("after_in_child", wrap_pyfunction!(_after_fork_in_child, m)?)?;
+    register_at_fork.call((), Some(&kwargs))?;
     Ok(())
 }
 
