@@ -36,5 +36,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<route::Attempt>()?;
     errors::register(py, m)?;
     runtime::register(py, m)?;
+    // For tests; `setattr`, not `add`, keeps it out of `__all__`.
+    m.setattr(
+        "_thread_runtimes",
+        wrap_pyfunction!(local::_thread_runtimes, m)?,
+    )?;
     Ok(())
 }

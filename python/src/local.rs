@@ -5,7 +5,9 @@
 //!
 //! Why the shared start: a thread that makes one call and ends (a thread per request) would
 //! otherwise open a connection, and a TLS session, per call; on the shared pool it reuses what
-//! other threads opened.
+//! other threads opened. And at most [`MAX_THREAD_RUNTIMES`] threads have a runtime of their own
+//! at once (each holds an epoll descriptor, an eventfd and its connections); the calls of any
+//! other thread stay on the shared runtime, so hundreds of threads do not exhaust descriptors.
 //!
 //! Why: on the shared multi-thread runtime a sync call crosses threads three times (the caller
 //! hands the attempt to a worker, the worker wakes on the response, the caller is woken with the
@@ -26,6 +28,7 @@ use pyo3::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use tokio::runtime::Runtime;
 
@@ -41,8 +44,32 @@ struct ThreadLocalDriver {
     routers: Vec<(Weak<()>, Router)>,
 }
 
+impl Drop for ThreadLocalDriver {
+    fn drop(&mut self) {
+        THREAD_RUNTIMES.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Sync calls a thread makes on the shared runtime before it gets one of its own.
 pub(crate) const SHARED_CALLS_BEFORE_LOCAL: u32 = 2;
+
+/// Threads that may have a runtime of their own at once.
+pub(crate) const MAX_THREAD_RUNTIMES: usize = 64;
+
+/// Threads that have a runtime of their own now.
+static THREAD_RUNTIMES: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of threads with a runtime of their own. For tests.
+#[pyfunction]
+pub(crate) fn _thread_runtimes() -> usize {
+    THREAD_RUNTIMES.load(Ordering::Acquire)
+}
+
+/// In a forked child only the forking thread exists; its inherited driver is forgotten (never
+/// dropped, so never counted down) at its next call.
+pub(crate) fn after_fork_in_child() {
+    THREAD_RUNTIMES.store(0, Ordering::Release);
+}
 
 thread_local! {
     static DRIVER: RefCell<Option<ThreadLocalDriver>> = const { RefCell::new(None) };
@@ -57,9 +84,18 @@ async fn settle() {
     tokio::task::yield_now().await;
 }
 
-/// This thread's runtime and `shared`'s clone with a pool on it, made on first use. Routers
-/// whose Python object is gone are dropped from the list here.
-fn driver_for(shared: &Router, key: &PoolKey) -> PyResult<(Rc<Runtime>, Router)> {
+/// Counts a new thread runtime in, unless [`MAX_THREAD_RUNTIMES`] are alive.
+fn reserve_thread_runtime() -> bool {
+    THREAD_RUNTIMES
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_THREAD_RUNTIMES).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+/// This thread's runtime and `shared`'s clone with a pool on it, made on first use (`None`: too
+/// many threads have one). Routers whose Python object is gone are dropped from the list here.
+fn driver_for(shared: &Router, key: &PoolKey) -> PyResult<Option<(Rc<Runtime>, Router)>> {
     DRIVER.with(|cell| {
         let mut slot = cell.borrow_mut();
         let generation = fork_generation();
@@ -71,14 +107,18 @@ fn driver_for(shared: &Router, key: &PoolKey) -> PyResult<(Rc<Runtime>, Router)>
         let driver = match slot.as_mut() {
             Some(driver) => driver,
             None => {
-                let runtime = tokio::runtime::Builder::new_current_thread()
+                if !reserve_thread_runtime() {
+                    return Ok(None);
+                }
+                let built = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
-                    .build()
-                    .map_err(|e| {
-                        pyo3::exceptions::PyRuntimeError::new_err(format!(
-                            "f3dx_router: cannot start this thread's tokio runtime: {e}"
-                        ))
-                    })?;
+                    .build();
+                let runtime = built.map_err(|e| {
+                    THREAD_RUNTIMES.fetch_sub(1, Ordering::AcqRel);
+                    pyo3::exceptions::PyRuntimeError::new_err(format!(
+                        "f3dx_router: cannot start this thread's tokio runtime: {e}"
+                    ))
+                })?;
                 slot.insert(ThreadLocalDriver {
                     generation,
                     runtime: Rc::new(runtime),
@@ -103,7 +143,7 @@ fn driver_for(shared: &Router, key: &PoolKey) -> PyResult<(Rc<Runtime>, Router)>
                 router
             }
         };
-        Ok((driver.runtime.clone(), router))
+        Ok(Some((driver.runtime.clone(), router)))
     })
 }
 
@@ -136,14 +176,18 @@ pub(crate) fn call(
     request: ChatRequest,
 ) -> PyResult<Result<Routed, RouteError>> {
     let shared_calls = SHARED_CALLS.get();
-    if shared_calls < SHARED_CALLS_BEFORE_LOCAL {
+    let local = if shared_calls < SHARED_CALLS_BEFORE_LOCAL {
         SHARED_CALLS.set(shared_calls + 1);
+        None
+    } else {
+        driver_for(shared, key)?
+    };
+    let Some((runtime, router)) = local else {
         let router = shared.clone();
         return block_on_with_signals(py, runtime(), async move {
             router.chat_completions(request).await
         });
-    }
-    let (runtime, router) = driver_for(shared, key)?;
+    };
     // Not borrowed from the thread-local across the wait: a signal handler may call again.
     let runtime: &Runtime = &runtime;
     // The call (and, on a signal, whatever it still had in flight) is dropped inside.

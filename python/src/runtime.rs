@@ -33,6 +33,7 @@ pub(crate) fn fork_generation() -> usize {
 #[pyfunction]
 fn _after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
+    crate::local::after_fork_in_child();
 }
 
 /// Registers the fork hook, where the platform can fork (not Windows). Called once, at module

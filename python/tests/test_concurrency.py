@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from f3dx_router import DeadlineExceededError, Router
+from f3dx_router import DeadlineExceededError, Router, _native
 from conftest import MockServer, request
 
-# Sync calls a thread makes on the shared runtime before it gets one of its own
-# (`python/src/local.rs`).
+# Sync calls a thread makes on the shared runtime before it gets one of its own, and how many
+# threads may have one at once (`python/src/local.rs`).
 SHARED_CALLS_BEFORE_LOCAL = 2
+MAX_THREAD_RUNTIMES = 64
 
 
 def test_hedged_loser_is_disconnected(mock: MockServer) -> None:
@@ -114,6 +115,36 @@ def test_a_busy_thread_gets_its_own_connection_and_closes_it_when_it_exits(mock:
     assert mock.wait_for(lambda: mock.open_connections() == base)
     # The thread that stays keeps routing.
     assert r.chat_completions(request()).route.provider == "a"
+    assert r._in_flight() == (0, 0, 0)
+
+
+def test_threads_beyond_the_cap_stay_on_the_shared_runtime(mock: MockServer) -> None:
+    # Every thread runtime holds descriptors: at most MAX_THREAD_RUNTIMES exist at once, and the
+    # calls of the other threads go through the shared runtime, losing nothing.
+    r = Router(providers=[mock.provider("a")])
+    before = _native._thread_runtimes()
+    called = threading.Barrier(MAX_THREAD_RUNTIMES + 17)
+    leave = threading.Event()
+    served: list[str] = []
+
+    def work() -> None:
+        for _ in range(SHARED_CALLS_BEFORE_LOCAL + 2):
+            served.append(r.chat_completions(request()).route.provider)
+        called.wait()
+        leave.wait()
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(MAX_THREAD_RUNTIMES + 16)]
+    for t in threads:
+        t.start()
+    try:
+        called.wait(timeout=30)
+        assert _native._thread_runtimes() == MAX_THREAD_RUNTIMES
+    finally:
+        leave.set()
+    for t in threads:
+        t.join()
+    assert served == ["a"] * ((MAX_THREAD_RUNTIMES + 16) * (SHARED_CALLS_BEFORE_LOCAL + 2))
+    assert mock.wait_for(lambda: _native._thread_runtimes() == before)
     assert r._in_flight() == (0, 0, 0)
 
 
