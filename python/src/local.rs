@@ -1,20 +1,20 @@
-//! Where a sync call runs. A thread's first [`SHARED_CALLS_BEFORE_LOCAL`] calls run on the shared
-//! runtime, through each router's shared pool; after that, the thread gets its own
-//! current-thread tokio runtime, and each router its own connection pool on that thread
-//! ([`Router::with_own_pool`]), and its calls run on the calling thread itself.
-//!
-//! Why the shared start: a thread that makes one call and ends (a thread per request) would
-//! otherwise open a connection, and a TLS session, per call; on the shared pool it reuses what
-//! other threads opened. And at most [`MAX_THREAD_RUNTIMES`] threads have a runtime of their own
-//! at once (each holds an epoll descriptor, an eventfd and its connections); the calls of any
-//! other thread stay on the shared runtime, so hundreds of threads do not exhaust descriptors.
+//! Where a sync call runs: on the calling thread itself, with a current-thread tokio runtime of
+//! the thread's own and, per router, a connection pool of its own on it
+//! ([`Router::with_own_pool`]); the routing machine stays shared.
 //!
 //! Why: on the shared multi-thread runtime a sync call crosses threads three times (the caller
 //! hands the attempt to a worker, the worker wakes on the response, the caller is woken with the
 //! answer), and on a small VM each cross-thread wake costs as much as the loopback round trip
 //! itself. Here the thread that waits is the one that sends and reads: one wake per call, on the
-//! response. The machine stays shared (policies, cooldowns, mocks), and its timer task stays on
-//! the shared runtime, which wakes this thread when a deadline or a delayed hedge fires.
+//! response. The machine's timer task stays on the shared runtime, and wakes this thread when a
+//! deadline or a delayed hedge fires.
+//!
+//! Two exceptions keep the shared runtime and pool. A thread's first
+//! [`SHARED_CALLS_BEFORE_LOCAL`] calls: a thread that makes one call and ends (a thread per
+//! request) would otherwise open a connection, and a TLS session, per call. And every call of a
+//! thread beyond the first [`MAX_THREAD_RUNTIMES`] to have a runtime of its own: each holds an
+//! epoll descriptor, an eventfd and its connections, and hundreds of threads would run out of
+//! descriptors.
 //!
 //! A pool here is only polled while its thread waits on a call. Two consequences, both handled
 //! in [`call`]: connections the server closed meanwhile are noticed before the next request is
