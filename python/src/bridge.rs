@@ -1,27 +1,25 @@
-//! The asyncio side of `achat_completions`: the event loop's own thread drives each call's
-//! router future, woken through one fd per loop. No tokio task per call, and no tokio thread
-//! ever takes the GIL.
+//! The asyncio side of the awaitables (`achat_completions`, a stream's `__anext__`): the event
+//! loop's own thread drives each call's future, woken through one fd per loop. No tokio task per
+//! call, and no tokio thread ever takes the GIL.
 //!
-//! The call creates an `asyncio.Future` on the running loop and polls the router's future once
-//! right there (inside the runtime's context), which submits the request and spawns its
-//! attempts exactly as the blocking call does. The future's waker, run on a tokio worker when
-//! the answer arrives, pushes the call's id onto the loop's queue and, only when the queue was
-//! empty, writes one byte to a socketpair whose read end the loop watches (`loop.add_reader`,
-//! registered once per loop). The drain callback runs on the loop thread: it reads the bytes,
-//! polls every woken call again, and turns each finished one into a `ChatCompletion` or an
-//! exception on its asyncio future.
+//! A call creates an `asyncio.Future` on the running loop and polls its Rust future once right
+//! there (inside the runtime's context): that submits a request and spawns its attempts exactly
+//! as the blocking call does, and a stream chunk already buffered is answered at once. The
+//! future's waker, run on a tokio worker when something arrives, pushes the call's id onto the
+//! loop's queue and, only when the queue was empty, writes one byte to a socketpair whose read
+//! end the loop watches (`loop.add_reader`, registered once per loop). The drain callback runs
+//! on the loop thread: it reads the bytes, polls every woken call again, and sets each finished
+//! one's [`Answer`] (a value or an exception) on its asyncio future.
 //!
-//! Cancelling the asyncio future (task cancel, `wait_for` timeout) drops the router's future
-//! from the future's done callback, on the loop thread: the request and every attempt in
-//! flight are cancelled.
+//! Cancelling the asyncio future (task cancel, `wait_for` timeout) drops the Rust future from the
+//! future's done callback, on the loop thread: a request and every attempt in flight are
+//! cancelled.
 //!
 //! Loops that cannot watch an fd (no `add_reader`, e.g. the Windows proactor loop) or cannot be
 //! weakly referenced fall back to `pyo3_async_runtimes`.
 
-use crate::errors::{self, Secrets};
-use crate::router::completion;
+use crate::awaitable::Answer;
 use crate::runtime::runtime;
-use f3dx_router_core::{RouteError, Routed};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -41,14 +39,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-type Call = Pin<Box<dyn Future<Output = Result<Routed, RouteError>> + Send>>;
+type Call = Pin<Box<dyn Future<Output = Answer> + Send>>;
 
-/// A call in flight: the router's future, and the asyncio future its outcome goes to.
+/// A call in flight: its Rust future, and the asyncio future its answer goes to.
 struct Pending {
     call: Call,
     waker: Waker,
     future: Py<PyAny>,
-    secrets: Arc<Secrets>,
 }
 
 /// The woken calls of one loop, shared with the wakers tokio workers run.
@@ -112,8 +109,8 @@ impl LoopWaker {
             pending.call.as_mut().poll(&mut cx)
         };
         match polled {
-            Poll::Ready(outcome) => {
-                if let Err(err) = deliver(py, &pending.future, outcome, &pending.secrets) {
+            Poll::Ready(answer) => {
+                if let Err(err) = deliver(py, &pending.future, answer) {
                     // Whatever went wrong reaches the awaiting task rather than leaving it
                     // waiting forever (ignored if the future is done already), and the loop's
                     // other calls go on.
@@ -197,21 +194,12 @@ impl LoopWaker {
     }
 }
 
-fn deliver(
-    py: Python<'_>,
-    future: &Py<PyAny>,
-    outcome: Result<Routed, RouteError>,
-    secrets: &Secrets,
-) -> PyResult<()> {
+fn deliver(py: Python<'_>, future: &Py<PyAny>, answer: Answer) -> PyResult<()> {
     let future = future.bind(py);
     if future.call_method0(intern!(py, "done"))?.is_truthy()? {
         return Ok(());
     }
-    let result = match &outcome {
-        Ok(routed) => completion(py, routed, secrets),
-        Err(e) => Err(errors::route_error(py, e, secrets)),
-    };
-    match result {
+    match answer.make(py) {
         Ok(value) => future.call_method1(intern!(py, "set_result"), (value,))?,
         Err(err) => future.call_method1(intern!(py, "set_exception"), (err.into_value(py),))?,
     };
@@ -288,15 +276,11 @@ fn waker_for<'py>(
     }
 }
 
-/// The `await`-able answer of one unary call: an `asyncio.Future` on the running loop, or
-/// `Err(call)` back when this loop needs the `pyo3_async_runtimes` path.
-pub(crate) fn start_unary<'py, F>(
-    py: Python<'py>,
-    secrets: Arc<Secrets>,
-    call: F,
-) -> PyResult<Result<Bound<'py, PyAny>, F>>
+/// `call` as an `asyncio.Future` on the running loop, or `Err(call)` back when this loop needs
+/// the `pyo3_async_runtimes` path.
+pub(crate) fn start<'py, F>(py: Python<'py>, call: F) -> PyResult<Result<Bound<'py, PyAny>, F>>
 where
-    F: Future<Output = Result<Routed, RouteError>> + Send + 'static,
+    F: Future<Output = Answer> + Send + 'static,
 {
     let get_running_loop = GET_RUNNING_LOOP
         .get_or_try_init(py, || {
@@ -324,7 +308,6 @@ where
             queue: this.queue.clone(),
         })),
         future: future.clone().unbind(),
-        secrets,
     };
     this.poll(py, id, pending);
     Ok(Ok(future))

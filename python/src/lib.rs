@@ -1,7 +1,7 @@
 //! `f3dx_router._native`: the Python binding of f3dx-router, over the tokio driver.
 //!
-//! - `bridge` (Unix): the asyncio side of `achat_completions` (the loop's thread polls each call,
-//!   one wake-up fd per event loop; elsewhere `pyo3_async_runtimes` does it).
+//! - [`awaitable`]: Rust futures as asyncio awaitables; `bridge` (Unix): the loop's thread polls
+//!   each one, one wake-up fd per event loop (elsewhere `pyo3_async_runtimes` runs them).
 //! - [`router`]: the `Router` class (keyword arguments -> core's JSON config, sync calls that
 //!   release the GIL and watch for Ctrl-C, async calls that are real awaitables).
 //! - [`stream`]: `ChatCompletionStream` and `AsyncChatCompletionStream` over a `ChunkStream`.
@@ -12,6 +12,7 @@
 //! - [`local`]: sync calls on the caller's thread (its own current-thread runtime and pools).
 //! - [`json`]: Python objects to JSON bytes and back (the interpreter's own `json` module).
 
+mod awaitable;
 #[cfg(unix)]
 mod bridge;
 mod errors;

@@ -5,11 +5,12 @@
 //! Requests are serialized with `json.dumps` and checked by `ChatRequest::from_json` before
 //! anything is sent.
 
+use crate::awaitable::{Answer, awaitable};
 use crate::errors::{self, Secrets};
 use crate::json;
 use crate::local::{self, PoolKey};
 use crate::route::Route;
-use crate::runtime::{self, fork_generation, runtime};
+use crate::runtime::{fork_generation, runtime};
 use crate::stream::{AsyncStream, SyncStream};
 use f3dx_router_core::{ChatRequest, PolicyKind, Routed, RouterConfig};
 use f3dx_router_tokio::{Router, RouterBuilder};
@@ -106,26 +107,6 @@ pub(crate) fn completion<'py>(
     let obj = cls.call1((data,))?;
     obj.setattr("route", Route::from_routed(routed, secrets))?;
     Ok(obj)
-}
-
-/// A finished async call, converted to a `ChatCompletion` (or raised as its exception) only when
-/// the GIL is held anyway.
-struct AsyncOutcome {
-    outcome: Result<Routed, f3dx_router_core::RouteError>,
-    secrets: Arc<Secrets>,
-}
-
-impl<'py> IntoPyObject<'py> for AsyncOutcome {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        match self.outcome {
-            Ok(routed) => completion(py, &routed, &self.secrets),
-            Err(e) => Err(errors::route_error(py, &e, &self.secrets)),
-        }
-    }
 }
 
 impl PyRouter {
@@ -327,24 +308,19 @@ impl PyRouter {
         let router = self.router(py)?;
         let secrets = self.secrets.clone();
         if request.stream() {
-            return runtime::future_into_py(py, async move {
+            // Submitted at the first poll, inside the runtime's context; answered at once.
+            return awaitable(py, async move {
                 let chunks = router.chat_completions_stream(request);
-                Python::attach(|py| Py::new(py, AsyncStream::new(chunks, secrets)))
+                let stream = AsyncStream::new(chunks, secrets);
+                Answer::new(move |py| Ok(Py::new(py, stream)?.into_any()))
             });
         }
-        let call = async move { router.chat_completions(request).await };
-        // Driven by the event loop's thread, woken through an fd (see `bridge`).
-        #[cfg(unix)]
-        let call = match crate::bridge::start_unary(py, secrets.clone(), call)? {
-            Ok(future) => return Ok(future),
-            Err(call) => call,
-        };
-        // Loops that cannot watch an fd. No GIL on a tokio worker: the answer becomes Python
-        // objects in `AsyncOutcome`'s conversion, which pyo3_async_runtimes runs under the GIL
-        // on its blocking thread. A worker waiting for the GIL stalls every task on it.
-        runtime::future_into_py(py, async move {
-            let outcome = call.await;
-            Ok(AsyncOutcome { outcome, secrets })
+        awaitable(py, async move {
+            let outcome = router.chat_completions(request).await;
+            Answer::new(move |py| match outcome {
+                Ok(routed) => completion(py, &routed, &secrets).map(Bound::unbind),
+                Err(e) => Err(errors::route_error(py, &e, &secrets)),
+            })
         })
     }
 

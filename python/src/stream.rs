@@ -7,6 +7,7 @@
 //! dropping the last reference to it before its end, cancels the request and every attempt
 //! in flight: the provider sees the connection close.
 
+use crate::awaitable::{Answer, awaitable};
 use crate::errors::{self, Secrets};
 use crate::json;
 use crate::route::Route;
@@ -181,20 +182,19 @@ impl AsyncStream {
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let state = self.state.clone();
-        runtime::future_into_py(py, async move {
+        awaitable(py, async move {
             let mut slot = state.stream.lock().await;
             let Some(stream) = slot.as_mut() else {
-                return Err(PyStopAsyncIteration::new_err(()));
+                return Answer::new(|_| Err(PyStopAsyncIteration::new_err(())));
             };
             match stream.next().await {
                 Some(Ok(chunk)) => {
-                    drop(slot);
-                    Python::attach(|py| json::loads(py, &chunk).map(Bound::unbind))
+                    Answer::new(move |py| json::loads(py, &chunk).map(Bound::unbind))
                 }
                 Some(Err(error)) => {
                     *slot = None;
-                    drop(slot);
-                    Python::attach(|py| Err(errors::route_error(py, &error, &state.secrets)))
+                    let secrets = state.secrets.clone();
+                    Answer::new(move |py| Err(errors::route_error(py, &error, &secrets)))
                 }
                 None => {
                     let route = stream
@@ -202,7 +202,7 @@ impl AsyncStream {
                         .map(|routed| Route::from_routed(routed, &state.secrets));
                     *slot = None;
                     *lock(&state.route) = route;
-                    Err(PyStopAsyncIteration::new_err(()))
+                    Answer::new(|_| Err(PyStopAsyncIteration::new_err(())))
                 }
             }
         })
