@@ -327,6 +327,63 @@ def bench_httpx(mock: Mock, budget: float) -> list[dict[str, Any]]:
     return rows + asyncio.run(run())
 
 
+STREAM_PAYLOAD = {**PAYLOAD, "stream": True}
+
+
+def bench_streams(mock: Mock, budget: float) -> list[dict[str, Any]]:
+    """A whole streamed answer per call, every chunk parsed into a dict: raw httpx (reading the
+    SSE lines itself) next to f3dx_router."""
+    import f3dx_router
+    import httpx
+
+    url = f"{mock.base_url('a')}/chat/completions"
+    headers = {"authorization": f"Bearer {KEY}"}
+    limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
+
+    def sse_chunks(lines: Any) -> list[Any]:
+        return [json.loads(line[6:]) for line in lines if line.startswith("data: ") and line != "data: [DONE]"]
+
+    rows = []
+    with httpx.Client(limits=limits) as client:
+
+        def call() -> list[Any]:
+            with client.stream("POST", url, json=STREAM_PAYLOAD, headers=headers) as r:
+                r.raise_for_status()
+                return sse_chunks(r.iter_lines())
+
+        chunks = len(call())
+        rows += measure_sync(f"httpx.Client stream ({chunks} chunks)", call, CONCURRENCY, budget, mock.stats)
+
+    async def run_httpx() -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(limits=limits) as client:
+
+            async def acall() -> list[Any]:
+                async with client.stream("POST", url, json=STREAM_PAYLOAD, headers=headers) as r:
+                    r.raise_for_status()
+                    return sse_chunks([line async for line in r.aiter_lines()])
+
+            return await measure_async(f"httpx.AsyncClient stream ({chunks} chunks)", acall, CONCURRENCY,
+                                       budget, mock.stats)
+
+    rows += asyncio.run(run_httpx())
+    router = f3dx_router.Router(providers=[mock.provider("a")])
+    name = f"f3dx_router {f3dx_router.__version__} stream ({chunks} chunks)"
+
+    def fcall() -> list[Any]:
+        return list(router.chat_completions(STREAM_PAYLOAD))
+
+    assert len(fcall()) == chunks
+    rows += measure_sync(name, fcall, CONCURRENCY, budget, mock.stats)
+
+    async def run_f3dx() -> list[dict[str, Any]]:
+        async def acall() -> list[Any]:
+            return [c async for c in await router.achat_completions(STREAM_PAYLOAD)]
+
+        return await measure_async(name, acall, CONCURRENCY, budget, mock.stats)
+
+    return rows + asyncio.run(run_f3dx())
+
+
 def bench_openai(mock: Mock, budget: float) -> list[dict[str, Any]]:
     import openai
 
@@ -516,7 +573,7 @@ def find(rows: list[dict[str, Any]], prefix: str, mode: str, c: int = 1, suffix:
     for r in rows:
         name = r["client"]
         if name.startswith(prefix) and name.endswith(suffix) and r["mode"] == mode and r["concurrency"] == c:
-            if suffix == "" and ("429" in name or "hedged" in name):
+            if suffix == "" and ("429" in name or "hedged" in name or "stream" in name):
                 continue
             return r
     return None
@@ -559,8 +616,9 @@ def targets(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
             delta = r["p50_us"] - rust["p50_us"]
             check("median <= Rust tokio Router + 30 µs", mode, delta, 30.0, delta <= 30.0,
                   f"{r['p50_us']:.1f} - {rust['p50_us']:.1f} µs = {delta:+.1f} µs")
-    best = max((r for r in rows if r["client"].startswith("f3dx_router ") and "429" not in r["client"]
-                and "hedged" not in r["client"]), key=lambda r: r["calls_per_s"], default=None)
+    best = max((r for r in rows if r["client"].startswith("f3dx_router ")
+                and not any(word in r["client"] for word in ("429", "hedged", "stream"))),
+               key=lambda r: r["calls_per_s"], default=None)
     if best:
         check(">= 5,000 calls/s in one Python process", f"{best['mode']} c={best['concurrency']}",
               best["calls_per_s"], 5000, best["calls_per_s"] >= 5000,
@@ -618,6 +676,8 @@ def one_pass(mock: Mock, b: float, only: set[str]) -> list[dict[str, Any]]:
         rows += bench_old(mock, b, failover=False)
     if want("litellm"):
         rows += bench_litellm(mock, b, failover=False)
+    if want("streams"):
+        rows += bench_streams(mock, b)
     # The failover pairs: `rl` answers 429 (no retry-after), `b` answers 200.
     if want("rust"):
         rows += bench_rust(mock, failover=True)
@@ -665,7 +725,7 @@ def main() -> None:
                         help="seconds of measurement per cell (calls are capped at 2000 at c=1, 4000 above)")
     parser.add_argument("--passes", type=int, default=3,
                         help="run every cell this many times; report the median (default 3)")
-    parser.add_argument("--only", default="", help="comma-separated subset: httpx,openai,old,litellm,f3dx,rust")
+    parser.add_argument("--only", default="", help="comma-separated subset: httpx,openai,old,litellm,f3dx,rust,streams")
     parser.add_argument("--pin", action="store_true",
                         help="run the mock provider on the last CPU and every client on the others "
                              "(results then go to results-pinned.json)")
