@@ -1,5 +1,5 @@
-//! Where a sync call runs: on the calling thread itself, with a current-thread tokio runtime of
-//! the thread's own and, per router, a connection pool of its own on it
+//! Where a sync call (or a sync stream) runs: on the calling thread itself, with a current-thread
+//! tokio runtime of the thread's own and, per router, a connection pool of its own on it
 //! ([`Router::with_own_pool`]); the routing machine stays shared.
 //!
 //! Why: on the shared multi-thread runtime a sync call crosses threads three times (the caller
@@ -23,11 +23,10 @@
 
 use crate::runtime::{SIGNAL_CHECK, fork_generation, runtime};
 use f3dx_router_core::{ChatRequest, RouteError, Routed};
-use f3dx_router_tokio::Router;
+use f3dx_router_tokio::{ChunkStream, Router};
 use pyo3::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use tokio::runtime::Runtime;
@@ -40,7 +39,8 @@ struct ThreadLocalDriver {
     /// The fork generation it was made in: a forked child's thread inherits its parent's driver
     /// (the thread that called `fork`), whose descriptors it shares with the parent.
     generation: usize,
-    runtime: Rc<Runtime>,
+    /// Shared with the streams started on this thread, which may be read from another one.
+    runtime: Arc<Runtime>,
     routers: Vec<(Weak<()>, Router)>,
 }
 
@@ -84,6 +84,15 @@ async fn settle() {
     tokio::task::yield_now().await;
 }
 
+/// Runs what cancelled attempts left on a thread runtime: their connections close now, not at
+/// that runtime's next use. Skipped inside another runtime's context (a drop there cannot
+/// block); the connections then close at the next use.
+pub(crate) fn settle_on(runtime: &Runtime) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        runtime.block_on(settle());
+    }
+}
+
 /// Counts a new thread runtime in, unless [`MAX_THREAD_RUNTIMES`] are alive.
 fn reserve_thread_runtime() -> bool {
     THREAD_RUNTIMES
@@ -95,7 +104,7 @@ fn reserve_thread_runtime() -> bool {
 
 /// This thread's runtime and `shared`'s clone with a pool on it, made on first use (`None`: too
 /// many threads have one). Routers whose Python object is gone are dropped from the list here.
-fn driver_for(shared: &Router, key: &PoolKey) -> PyResult<Option<(Rc<Runtime>, Router)>> {
+fn driver_for(shared: &Router, key: &PoolKey) -> PyResult<Option<(Arc<Runtime>, Router)>> {
     DRIVER.with(|cell| {
         let mut slot = cell.borrow_mut();
         let generation = fork_generation();
@@ -121,7 +130,7 @@ fn driver_for(shared: &Router, key: &PoolKey) -> PyResult<Option<(Rc<Runtime>, R
                 })?;
                 slot.insert(ThreadLocalDriver {
                     generation,
-                    runtime: Rc::new(runtime),
+                    runtime: Arc::new(runtime),
                     routers: Vec::new(),
                 })
             }
@@ -167,22 +176,49 @@ where
     }
 }
 
-/// Routes `request` with the GIL released: on the shared runtime for this thread's first calls,
-/// then on this thread (see the module doc).
+/// Where this thread's next call runs: its own runtime and `shared`'s clone with a pool on it,
+/// or `None` for the shared runtime (see the module doc).
+pub(crate) fn home_for_call(
+    shared: &Router,
+    key: &PoolKey,
+) -> PyResult<Option<(Arc<Runtime>, Router)>> {
+    let shared_calls = SHARED_CALLS.get();
+    if shared_calls < SHARED_CALLS_BEFORE_LOCAL {
+        SHARED_CALLS.set(shared_calls + 1);
+        return Ok(None);
+    }
+    driver_for(shared, key)
+}
+
+/// Starts a streaming request on a thread runtime, with the GIL released. Its attempts run when
+/// the runtime is driven, so it is driven a little here: after a yield (connections the server
+/// closed meanwhile are noticed first), the submit, then [`settle`], which on a pooled
+/// connection is enough for the request to be written. The rest happens while the stream is
+/// read.
+pub(crate) fn start_stream(
+    py: Python<'_>,
+    runtime: &Runtime,
+    router: &Router,
+    request: ChatRequest,
+) -> ChunkStream {
+    py.detach(|| {
+        runtime.block_on(async {
+            tokio::task::yield_now().await;
+            let chunks = router.chat_completions_stream(request);
+            settle().await;
+            chunks
+        })
+    })
+}
+
+/// Routes `request` with the GIL released, where [`home_for_call`] says.
 pub(crate) fn call(
     py: Python<'_>,
     shared: &Router,
     key: &PoolKey,
     request: ChatRequest,
 ) -> PyResult<Result<Routed, RouteError>> {
-    let shared_calls = SHARED_CALLS.get();
-    let local = if shared_calls < SHARED_CALLS_BEFORE_LOCAL {
-        SHARED_CALLS.set(shared_calls + 1);
-        None
-    } else {
-        driver_for(shared, key)?
-    };
-    let Some((runtime, router)) = local else {
+    let Some((runtime, router)) = home_for_call(shared, key)? else {
         let router = shared.clone();
         return block_on_with_signals(py, runtime(), async move {
             router.chat_completions(request).await
@@ -200,7 +236,7 @@ pub(crate) fn call(
     // now, not at this thread's next call.
     let single_attempt = matches!(&outcome, Ok(Ok(routed)) if routed.attempts.len() == 1);
     if !single_attempt {
-        py.detach(|| runtime.block_on(settle()));
+        py.detach(|| settle_on(runtime));
     }
     outcome
 }

@@ -8,10 +8,11 @@
 //! in flight: the provider sees the connection close.
 
 use crate::awaitable::{Answer, awaitable};
-use crate::errors::{self, Secrets};
+use crate::errors::{self, RouterError, Secrets};
 use crate::json;
+use crate::local::settle_on;
 use crate::route::Route;
-use crate::runtime::{self, SIGNAL_CHECK, runtime};
+use crate::runtime::{self, SIGNAL_CHECK, fork_generation, runtime};
 use bytes::Bytes;
 use f3dx_router_core::RouteError;
 use f3dx_router_tokio::ChunkStream;
@@ -19,6 +20,7 @@ use futures_util::StreamExt;
 use pyo3::exceptions::PyStopAsyncIteration;
 use pyo3::prelude::*;
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::runtime::Runtime;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -35,18 +37,41 @@ enum Step {
     Closed,
 }
 
+/// The runtime a sync stream's attempts run on, which reading it drives.
+pub(crate) enum StreamHome {
+    /// The extension's shared runtime.
+    Shared,
+    /// The runtime of the thread that started it (`crate::local`). Reading it from another
+    /// thread drives that runtime from there, which tokio allows.
+    Thread(Arc<Runtime>),
+}
+
+impl StreamHome {
+    fn runtime(&self) -> &Runtime {
+        match self {
+            StreamHome::Shared => runtime(),
+            StreamHome::Thread(runtime) => runtime,
+        }
+    }
+}
+
 /// The chunks of a streaming chat completion, as a blocking iterator of dicts.
 #[pyclass(frozen, name = "ChatCompletionStream", module = "f3dx_router")]
 pub(crate) struct SyncStream {
     stream: Mutex<Option<ChunkStream>>,
+    home: StreamHome,
+    /// The fork generation it was started in: its attempts belong to that process.
+    generation: usize,
     route: Mutex<Option<Route>>,
     secrets: Arc<Secrets>,
 }
 
 impl SyncStream {
-    pub(crate) fn new(stream: ChunkStream, secrets: Arc<Secrets>) -> Self {
+    pub(crate) fn new(stream: ChunkStream, home: StreamHome, secrets: Arc<Secrets>) -> Self {
         SyncStream {
             stream: Mutex::new(Some(stream)),
+            home,
+            generation: fork_generation(),
             route: Mutex::new(None),
             secrets,
         }
@@ -54,7 +79,7 @@ impl SyncStream {
 
     /// Waits up to [`SIGNAL_CHECK`] for the next item, without the GIL.
     fn step(&self, py: Python<'_>) -> Step {
-        let rt = runtime();
+        let rt = self.home.runtime();
         py.detach(|| {
             let mut slot = lock(&self.stream);
             let Some(stream) = slot.as_mut() else {
@@ -79,9 +104,25 @@ impl SyncStream {
     }
 
     fn take(&self, py: Python<'_>) {
-        // Dropping an unfinished ChunkStream cancels the request.
-        let stream = py.detach(|| lock(&self.stream).take());
+        py.detach(|| self.cancel());
+    }
+
+    /// Drops an unfinished stream, which cancels the request, and lets a thread runtime close the
+    /// cancelled attempts' connections.
+    fn cancel(&self) {
+        let Some(stream) = lock(&self.stream).take() else {
+            return;
+        };
         drop(stream);
+        if let StreamHome::Thread(runtime) = &self.home {
+            settle_on(runtime);
+        }
+    }
+}
+
+impl Drop for SyncStream {
+    fn drop(&mut self) {
+        self.cancel();
     }
 }
 
@@ -92,6 +133,11 @@ impl SyncStream {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if self.generation != fork_generation() {
+            return Err(RouterError::new_err(
+                "this stream was started in the parent process, before a fork; start it again here",
+            ));
+        }
         loop {
             match self.step(py) {
                 Step::Pending => {

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from f3dx_router import DeadlineExceededError, Router, _native
+from f3dx_router import DeadlineExceededError, Router, RouterError, _native
 from conftest import MockServer, request
 
 # Sync calls a thread makes on the shared runtime before it gets one of its own, and how many
@@ -305,6 +305,8 @@ def test_a_forked_child_routes_with_routers_made_before_and_after_the_fork(mock:
     before = Router(providers=[mock.provider("a")], deadline_ms=1000)
     assert before.chat_completions(request()).route.provider == "a"
     assert asyncio.run(before.achat_completions(request())).route.provider == "a"
+    streamer = Router(providers=[mock.provider("a")])
+    started_in_parent = streamer.chat_completions(request(stream=True))
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report through the pipe, never return into pytest
@@ -324,6 +326,10 @@ def test_a_forked_child_routes_with_routers_made_before_and_after_the_fork(mock:
                 report["stream_chunks"] = len([c async for c in stream])
 
             asyncio.run(main())
+            try:
+                next(started_in_parent)
+            except RouterError as e:
+                report["parent_stream"] = "refused" if "before a fork" in str(e) else str(e)
             mock.script("a", {"delay_ms": 5000})
             try:
                 before.chat_completions(request())
@@ -340,8 +346,10 @@ def test_a_forked_child_routes_with_routers_made_before_and_after_the_fork(mock:
     assert os.waitstatus_to_exitcode(status) == 0, report
     assert report.pop("stream_chunks") > 1
     assert report == {
-        "sync_before": "a", "sync_after": "a", "async_before": "a", "async_after": "a", "deadline": "fired",
+        "sync_before": "a", "sync_after": "a", "async_before": "a", "async_after": "a",
+        "parent_stream": "refused", "deadline": "fired",
     }
+    assert len(list(started_in_parent)) > 1  # still the parent's to read
     # The parent's router is untouched by the child.
     assert before.chat_completions(request()).route.provider == "a"
     assert asyncio.run(before.achat_completions(request())).route.provider == "a"

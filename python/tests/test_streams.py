@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +211,38 @@ def test_cancelling_a_task_reading_a_stream_cancels(mock: MockServer) -> None:
 
     asyncio.run(main())
     assert mock.disconnected("a")
+
+
+def test_a_stream_started_on_one_thread_reads_on_another_while_the_first_is_busy(mock: MockServer) -> None:
+    # A thread past its first calls starts streams on its own runtime. Another thread reading
+    # one drives that runtime itself, even while the first thread waits on a call of its own.
+    r = Router(providers=[mock.provider("a")])
+    slow = Router(providers=[mock.provider("slow")])
+    mock.script("slow", {"delay_ms": 1500})
+    for _ in range(2):
+        r.chat_completions(request())
+    stream = r.chat_completions(STREAMING)
+    chunks: list[dict[str, Any]] = []
+    read_at: list[float] = []
+
+    def read() -> None:
+        chunks.extend(stream)
+        read_at.append(time.monotonic())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    slow.chat_completions(request())  # this thread blocks on its own runtime meanwhile
+    returned_at = time.monotonic()
+    reader.join(timeout=10)
+    assert len(chunks) > 1 and stream.route is not None and stream.route.provider == "a"
+    assert read_at and read_at[0] < returned_at - 0.5
+    assert mock.wait_for(lambda: r._in_flight() == (0, 0, 0))
+
+
+def test_a_sync_stream_sends_its_request_before_it_is_read(mock: MockServer) -> None:
+    r = Router(providers=[mock.provider("a")])
+    for _ in range(3):  # past the thread's shared calls, with a connection in its own pool
+        r.chat_completions(request())
+    stream = r.chat_completions(STREAMING)
+    assert mock.wait_for(lambda: len(mock.received("a")) == 4, timeout=2)
+    assert len(list(stream)) > 1
