@@ -113,6 +113,12 @@ impl SyncStream {
         let Some(stream) = lock(&self.stream).take() else {
             return;
         };
+        if self.generation != fork_generation() {
+            // The parent's, in a forked child: cancelling would take locks and drive a runtime
+            // that belong to the parent. Left alone.
+            std::mem::forget(stream);
+            return;
+        }
         drop(stream);
         if let StreamHome::Thread(runtime) = &self.home {
             settle_on(runtime);
