@@ -246,3 +246,20 @@ def test_a_sync_stream_sends_its_request_before_it_is_read(mock: MockServer) -> 
     stream = r.chat_completions(STREAMING)
     assert mock.wait_for(lambda: len(mock.received("a")) == 4, timeout=2)
     assert len(list(stream)) > 1
+
+
+def test_a_stream_outlives_the_thread_that_started_it(mock: MockServer) -> None:
+    # A producer thread starts the stream on its own runtime and ends; the consumer reads it.
+    r = Router(providers=[mock.provider("a")])
+    handed_over: list[Any] = []
+
+    def produce() -> None:
+        for _ in range(2):
+            r.chat_completions(request())
+        handed_over.append(r.chat_completions(STREAMING))
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    producer.join()
+    assert len([chunk for chunk in handed_over.pop()]) > 1
+    assert mock.wait_for(lambda: r._in_flight() == (0, 0, 0))
