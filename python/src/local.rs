@@ -17,11 +17,12 @@
 //! descriptors.
 //!
 //! A pool here is only polled while its thread waits on a call. Two consequences, both handled
-//! in [`call`]: connections the server closed meanwhile are noticed before the next request is
+//! in [`call`] and [`start_stream`]: connections the server closed meanwhile are noticed before the next request is
 //! sent (one yield to the runtime first), and attempts cancelled by the call's end (a hedge's
 //! loser) are dropped, closing their connections, before the thread returns to Python.
 
 use crate::runtime::{SIGNAL_CHECK, fork_generation, runtime};
+use crate::stream::StreamHome;
 use f3dx_router_core::{ChatRequest, RouteError, Routed};
 use f3dx_router_tokio::{ChunkStream, Router};
 use pyo3::prelude::*;
@@ -51,10 +52,10 @@ impl Drop for ThreadLocalDriver {
 }
 
 /// Sync calls a thread makes on the shared runtime before it gets one of its own.
-pub(crate) const SHARED_CALLS_BEFORE_LOCAL: u32 = 2;
+const SHARED_CALLS_BEFORE_LOCAL: u32 = 2;
 
 /// Threads that may have a runtime of their own at once.
-pub(crate) const MAX_THREAD_RUNTIMES: usize = 64;
+const MAX_THREAD_RUNTIMES: usize = 64;
 
 /// Threads that have a runtime of their own now.
 static THREAD_RUNTIMES: AtomicUsize = AtomicUsize::new(0);
@@ -178,10 +179,7 @@ where
 
 /// Where this thread's next call runs: its own runtime and `shared`'s clone with a pool on it,
 /// or `None` for the shared runtime (see the module doc).
-pub(crate) fn home_for_call(
-    shared: &Router,
-    key: &PoolKey,
-) -> PyResult<Option<(Arc<Runtime>, Router)>> {
+fn home_for_call(shared: &Router, key: &PoolKey) -> PyResult<Option<(Arc<Runtime>, Router)>> {
     let shared_calls = SHARED_CALLS.get();
     if shared_calls < SHARED_CALLS_BEFORE_LOCAL {
         SHARED_CALLS.set(shared_calls + 1);
@@ -190,25 +188,30 @@ pub(crate) fn home_for_call(
     driver_for(shared, key)
 }
 
-/// Starts a streaming request on a thread runtime, with the GIL released. Its attempts run when
-/// the runtime is driven, so it is driven a little here: after a yield (connections the server
-/// closed meanwhile are noticed first), the submit, then [`settle`], which on a pooled
-/// connection is enough for the request to be written. The rest happens while the stream is
-/// read.
+/// Starts a streaming request where [`home_for_call`] says; returns its chunks and where its
+/// attempts run. On a thread runtime, attempts run only while the runtime is driven, so it is
+/// driven a little here, with the GIL released: after a yield (connections the server closed
+/// meanwhile are noticed first), the submit, then [`settle`], which on a pooled connection is
+/// enough for the request to be written. The rest happens while the stream is read.
 pub(crate) fn start_stream(
     py: Python<'_>,
-    runtime: &Runtime,
-    router: &Router,
+    shared: &Router,
+    key: &PoolKey,
     request: ChatRequest,
-) -> ChunkStream {
-    py.detach(|| {
+) -> PyResult<(ChunkStream, StreamHome)> {
+    let Some((runtime, router)) = home_for_call(shared, key)? else {
+        let _entered = runtime().enter();
+        return Ok((shared.chat_completions_stream(request), StreamHome::Shared));
+    };
+    let chunks = py.detach(|| {
         runtime.block_on(async {
             tokio::task::yield_now().await;
             let chunks = router.chat_completions_stream(request);
             settle().await;
             chunks
         })
-    })
+    });
+    Ok((chunks, StreamHome::Thread(runtime)))
 }
 
 /// Routes `request` with the GIL released, where [`home_for_call`] says.

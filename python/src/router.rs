@@ -11,7 +11,7 @@ use crate::json;
 use crate::local::{self, PoolKey};
 use crate::route::Route;
 use crate::runtime::{fork_generation, runtime};
-use crate::stream::{AsyncStream, StreamHome, SyncStream};
+use crate::stream::{AsyncStream, SyncStream};
 use f3dx_router_core::{ChatRequest, PolicyKind, Routed, RouterConfig};
 use f3dx_router_tokio::{Router, RouterBuilder};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -284,17 +284,8 @@ impl PyRouter {
     ) -> PyResult<Bound<'py, PyAny>> {
         let request = self.parse(py, request, stream)?;
         if request.stream() {
-            let shared = self.router(py)?;
-            let (chunks, home) = match local::home_for_call(&shared, &self.pool_key)? {
-                Some((runtime, router)) => {
-                    let chunks = local::start_stream(py, &runtime, &router, request);
-                    (chunks, StreamHome::Thread(runtime))
-                }
-                None => {
-                    let _entered = runtime().enter();
-                    (shared.chat_completions_stream(request), StreamHome::Shared)
-                }
-            };
+            let (chunks, home) =
+                local::start_stream(py, &self.router(py)?, &self.pool_key, request)?;
             let stream = SyncStream::new(chunks, home, self.secrets.clone());
             return Ok(Bound::new(py, stream)?.into_any());
         }

@@ -82,7 +82,7 @@ pub(crate) fn runtime() -> &'static Runtime {
 }
 
 /// [`runtime`] for `pyo3_async_runtimes`' conversions of futures into awaitables.
-pub(crate) struct ProcessRuntime;
+struct ProcessRuntime;
 
 tokio::task_local! {
     static TASK_LOCALS: OnceLock<TaskLocals>;

@@ -126,9 +126,9 @@ impl RouterBuilder {
     /// Within a tokio runtime, the router's timer task (deadlines, timeouts, delayed hedges)
     /// starts on it now; otherwise on the runtime of the first call.
     pub fn build(self) -> Result<Router, RouterBuildError> {
+        let providers: Arc<[String]> = self.provider_names().into();
         let mut config = self.config;
         config.resolve_api_keys(|var| std::env::var(var).ok())?;
-        let providers: Arc<[String]> = config.providers.iter().map(|p| p.name.clone()).collect();
         let machine = RouterMachine::new(config, self.seed)?;
         let pool = client::build_client(&self.settings)?;
         let epoch = tokio::time::Instant::now();

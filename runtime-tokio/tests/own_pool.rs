@@ -103,7 +103,7 @@ fn the_deadline_fires_while_the_thread_blocks() {
 }
 
 #[test]
-fn a_delayed_hedge_from_the_timer_task_runs_on_the_callers_runtime() {
+fn a_delayed_hedge_fired_by_the_timer_task_reaches_the_blocked_caller() {
     let server = MockServer::start_blocking();
     server.set_default("slow", Step::ok().delay(Duration::from_secs(5)));
     let home = home_runtime();
