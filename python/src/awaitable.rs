@@ -38,15 +38,37 @@ impl<'py> IntoPyObject<'py> for Answer {
     }
 }
 
-/// `future` as an asyncio awaitable on the running loop.
-pub(crate) fn awaitable<'py, F>(py: Python<'py>, future: F) -> PyResult<Bound<'py, PyAny>>
+#[cfg(unix)]
+pub(crate) use crate::loop_io::LoopIo;
+
+/// Where there is no loop IO (no `add_reader`), nothing is ever one.
+#[cfg(not(unix))]
+pub(crate) enum LoopIo {}
+
+#[cfg(not(unix))]
+impl LoopIo {
+    pub(crate) fn spawner(
+        &self,
+        _tls: std::sync::Arc<rustls::ClientConfig>,
+        _connect_timeout: std::time::Duration,
+    ) -> std::sync::Arc<dyn f3dx_router_tokio::AttemptSpawner> {
+        match *self {}
+    }
+}
+
+/// The future `make` builds as an asyncio awaitable on the running loop. `make` is given the
+/// loop's own [`LoopIo`] when the loop's thread polls the future (and can do its HTTP), `None`
+/// when `pyo3_async_runtimes` runs it on the runtime instead.
+pub(crate) fn awaitable<'py, M, F>(py: Python<'py>, make: M) -> PyResult<Bound<'py, PyAny>>
 where
+    M: FnOnce(Option<&LoopIo>) -> F,
     F: Future<Output = Answer> + Send + 'static,
 {
     #[cfg(unix)]
-    let future = match crate::bridge::start(py, future)? {
+    let make = match crate::bridge::start(py, make)? {
         Ok(awaitable) => return Ok(awaitable),
-        Err(future) => future,
+        Err(make) => make,
     };
+    let future = make(None);
     crate::runtime::future_into_py(py, async move { Ok(future.await) })
 }

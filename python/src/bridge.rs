@@ -19,191 +19,114 @@
 //! weakly referenced fall back to `pyo3_async_runtimes`.
 
 use crate::awaitable::Answer;
-use crate::runtime::runtime;
+use crate::loop_io::LoopIo;
+use crate::loop_io::jobs::Jobs;
+use crate::loop_io::socket::Readiness;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyWeakrefReference};
 use pyo3::{PyTraverseError, PyVisit};
-use std::collections::HashMap;
 use std::future::Future;
-use std::io::{ErrorKind, Read, Write};
-use std::os::fd::AsRawFd;
+use std::io::{ErrorKind, Read};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Wake, Waker};
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-type Call = Pin<Box<dyn Future<Output = Answer> + Send>>;
-
-/// A call in flight: its Rust future, and the asyncio future its answer goes to.
-struct Pending {
-    call: Call,
-    waker: Waker,
-    future: Py<PyAny>,
-}
-
-/// The woken calls of one loop, shared with the wakers tokio workers run.
-struct Queue {
-    woken: Mutex<Vec<u64>>,
-    wake: UnixStream,
-}
-
-impl Queue {
-    fn push(&self, id: u64) {
-        let was_empty = {
-            let mut woken = lock(&self.woken);
-            let was_empty = woken.is_empty();
-            woken.push(id);
-            was_empty
-        };
-        if was_empty {
-            // Non-blocking: a full buffer already holds a pending wake-up.
-            let _ = (&self.wake).write(&[1]);
-        }
-    }
-}
-
-/// Wakes one call: queues its id for the loop thread.
-struct CallWaker {
-    id: u64,
-    queue: Arc<Queue>,
-}
-
-impl Wake for CallWaker {
-    fn wake(self: Arc<Self>) {
-        self.queue.push(self.id);
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.queue.push(self.id);
-    }
-}
-
-/// One event loop's calls in flight, its queue of woken ones, and the read end of its wake-up
-/// socketpair.
+/// One event loop's jobs (calls and HTTP attempts), the fds it watches for them, and the read
+/// end of its wake-up socketpair.
 ///
-/// The loop keeps it alive (its `add_reader` callback); so do the done callbacks of its calls in
-/// flight, which is a cycle through the loop that the garbage collector frees once the loop is
-/// closed (`__traverse__`).
+/// The loop keeps it alive (its `add_reader` callbacks); so do the done callbacks of its calls
+/// in flight, which is a cycle through the loop that the garbage collector frees once the loop
+/// is closed (`__traverse__`).
 #[pyclass(frozen, weakref, name = "_LoopWaker", module = "f3dx_router._native")]
 pub(crate) struct LoopWaker {
-    queue: Arc<Queue>,
+    io: LoopIo,
     reader: UnixStream,
-    pending: Mutex<HashMap<u64, Pending>>,
-    next_id: AtomicU64,
 }
 
 impl LoopWaker {
-    /// Polls `pending` once (in the runtime's context). Finished: delivers its outcome; not yet:
-    /// keeps it until its waker runs.
-    fn poll(&self, py: Python<'_>, id: u64, mut pending: Pending) {
-        let polled = {
-            let _entered = runtime().enter();
-            let mut cx = Context::from_waker(&pending.waker);
-            pending.call.as_mut().poll(&mut cx)
-        };
-        match polled {
-            Poll::Ready(answer) => {
-                if let Err(err) = deliver(py, &pending.future, answer) {
-                    // Whatever went wrong reaches the awaiting task rather than leaving it
-                    // waiting forever (ignored if the future is done already), and the loop's
-                    // other calls go on.
-                    let _ = pending
-                        .future
-                        .bind(py)
-                        .call_method1(intern!(py, "set_exception"), (err.into_value(py),));
-                }
-                drop_call(pending);
-            }
-            Poll::Pending => {
-                lock(&self.pending).insert(id, pending);
-            }
-        }
+    /// Polls every queued job, `first` having run inside the drain, then has asyncio watch
+    /// what the jobs now wait on.
+    fn run(slf: &Bound<'_, Self>, event_loop: &Bound<'_, PyAny>, first: impl FnOnce()) {
+        let this = slf.get();
+        this.io.jobs.drain(slf.py(), first);
+        // A failed registration leaves its job waiting; it ends by the machine's timers.
+        let _ = this.io.reactor.sync(event_loop, slf.as_any());
+    }
+
+    fn ready(slf: &Bound<'_, Self>, fd: RawFd, readiness: Readiness) -> PyResult<()> {
+        let event_loop = running_loop(slf.py())?;
+        let mut result = Ok(());
+        Self::run(slf, &event_loop, || {
+            result = slf.get().io.reactor.ready(&event_loop, fd, readiness);
+        });
+        result
     }
 }
 
 impl Drop for LoopWaker {
-    /// A loop dropped with calls in flight cancels them (in the runtime's context).
+    /// A loop dropped with calls in flight cancels them.
     fn drop(&mut self) {
-        let _entered = runtime().enter();
-        lock(&self.pending).clear();
+        self.io.clear();
     }
-}
-
-/// Drops a call's router future in the runtime's context (cancelling it, if unfinished).
-fn drop_call(pending: Pending) {
-    let _entered = runtime().enter();
-    drop(pending);
 }
 
 #[pymethods]
 impl LoopWaker {
-    /// The `add_reader` callback: polls every woken call.
-    fn _drain(&self, py: Python<'_>) {
+    /// The wake-up socketpair's `add_reader` callback: polls every queued job.
+    fn _drain(slf: &Bound<'_, Self>) -> PyResult<()> {
         let mut buf = [0u8; 256];
         loop {
-            match (&self.reader).read(&mut buf) {
+            match (&slf.get().reader).read(&mut buf) {
                 Ok(n) if n == buf.len() => continue,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 _ => break,
             }
         }
-        let woken = std::mem::take(&mut *lock(&self.queue.woken));
-        for id in woken {
-            // Absent: already finished, or cancelled (a waker can run after either).
-            let Some(pending) = lock(&self.pending).remove(&id) else {
-                continue;
-            };
-            self.poll(py, id, pending);
-        }
+        let event_loop = running_loop(slf.py())?;
+        Self::run(slf, &event_loop, || {});
+        Ok(())
+    }
+
+    /// asyncio reports a job's socket readable.
+    fn _readable(slf: &Bound<'_, Self>, fd: RawFd) -> PyResult<()> {
+        Self::ready(slf, fd, Readiness::Read)
+    }
+
+    /// asyncio reports a job's socket writable.
+    fn _writable(slf: &Bound<'_, Self>, fd: RawFd) -> PyResult<()> {
+        Self::ready(slf, fd, Readiness::Write)
     }
 
     /// The asyncio futures of the calls in flight hold this object through their done
     /// callbacks: visiting them lets the garbage collector free a loop closed with calls
     /// never awaited nor cancelled.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        // Only the loop thread, holding the GIL, locks `pending`; the collector runs there
-        // or on another thread that holds the GIL, so this never waits.
-        if let Ok(pending) = self.pending.try_lock() {
-            for call in pending.values() {
-                visit.call(&call.future)?;
-            }
-        }
-        Ok(())
+        self.io.jobs.traverse(&visit)
     }
 
     fn __clear__(&self) {
-        let calls = std::mem::take(&mut *lock(&self.pending));
-        let _entered = runtime().enter();
-        drop(calls);
+        self.io.clear();
     }
 
     /// The asyncio future's done callback: a cancelled call's router future is dropped, which
     /// cancels the request (a no-op for a finished call).
-    fn _forget(&self, id: u64) {
-        let pending = lock(&self.pending).remove(&id);
-        if let Some(pending) = pending {
-            drop_call(pending);
-        }
+    fn _forget(slf: &Bound<'_, Self>, id: u64) -> PyResult<()> {
+        slf.get().io.jobs.forget(id);
+        // The cancel aborted attempts: their sockets close once asyncio forgets them.
+        let event_loop = running_loop(slf.py())?;
+        Self::run(slf, &event_loop, || {});
+        Ok(())
     }
 }
 
-fn deliver(py: Python<'_>, future: &Py<PyAny>, answer: Answer) -> PyResult<()> {
-    let future = future.bind(py);
-    if future.call_method0(intern!(py, "done"))?.is_truthy()? {
-        return Ok(());
-    }
-    match answer.make(py) {
-        Ok(value) => future.call_method1(intern!(py, "set_result"), (value,))?,
-        Err(err) => future.call_method1(intern!(py, "set_exception"), (err.into_value(py),))?,
-    };
-    Ok(())
+fn running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    GET_RUNNING_LOOP
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("asyncio")?.getattr("get_running_loop")?.unbind())
+        })?
+        .bind(py)
+        .call0()
 }
 
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -248,13 +171,8 @@ fn waker_for<'py>(
         let waker = Bound::new(
             py,
             LoopWaker {
-                queue: Arc::new(Queue {
-                    woken: Mutex::new(Vec::new()),
-                    wake: writer,
-                }),
+                io: LoopIo::new(Jobs::new(writer)),
                 reader,
-                pending: Mutex::new(HashMap::new()),
-                next_id: AtomicU64::new(0),
             },
         )?;
         event_loop.call_method1(
@@ -276,24 +194,24 @@ fn waker_for<'py>(
     }
 }
 
-/// `call` as an `asyncio.Future` on the running loop, or `Err(call)` back when this loop needs
-/// the `pyo3_async_runtimes` path.
-pub(crate) fn start<'py, F>(py: Python<'py>, call: F) -> PyResult<Result<Bound<'py, PyAny>, F>>
+/// The call `make` builds (given the running loop's [`LoopIo`]) as an `asyncio.Future` on that
+/// loop, or `Err(make)` back when this loop needs the `pyo3_async_runtimes` path.
+pub(crate) fn start<'py, M, F>(py: Python<'py>, make: M) -> PyResult<Result<Bound<'py, PyAny>, M>>
 where
+    M: FnOnce(Option<&LoopIo>) -> F,
     F: Future<Output = Answer> + Send + 'static,
 {
-    let get_running_loop = GET_RUNNING_LOOP
-        .get_or_try_init(py, || {
-            Ok::<_, PyErr>(py.import("asyncio")?.getattr("get_running_loop")?.unbind())
-        })?
-        .bind(py);
-    let event_loop = get_running_loop.call0()?;
+    let event_loop = running_loop(py)?;
     let Some(loop_waker) = waker_for(py, &event_loop)? else {
-        return Ok(Err(call));
+        return Ok(Err(make));
     };
-    let future = event_loop.call_method0(intern!(py, "create_future"))?;
     let this = loop_waker.get();
-    let id = this.next_id.fetch_add(1, Ordering::Relaxed);
+    let future = event_loop.call_method0(intern!(py, "create_future"))?;
+    let call = make(Some(&this.io));
+    let id = this
+        .io
+        .jobs
+        .add_call(Box::pin(call), future.clone().unbind());
     future.call_method1(
         intern!(py, "add_done_callback"),
         (Forget {
@@ -301,15 +219,7 @@ where
             id,
         },),
     )?;
-    let pending = Pending {
-        call: Box::pin(call),
-        waker: Waker::from(Arc::new(CallWaker {
-            id,
-            queue: this.queue.clone(),
-        })),
-        future: future.clone().unbind(),
-    };
-    this.poll(py, id, pending);
+    LoopWaker::run(&loop_waker, &event_loop, || {});
     Ok(Ok(future))
 }
 
@@ -326,7 +236,7 @@ impl Forget {
         visit.call(&self.waker)
     }
 
-    fn __call__(&self, _future: &Bound<'_, PyAny>) {
-        self.waker.get()._forget(self.id);
+    fn __call__(&self, py: Python<'_>, _future: &Bound<'_, PyAny>) -> PyResult<()> {
+        LoopWaker::_forget(self.waker.bind(py), self.id)
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`awaitable`]: Rust futures as asyncio awaitables; `bridge` (Unix): the loop's thread polls
 //!   each one, one wake-up fd per event loop (elsewhere `pyo3_async_runtimes` runs them).
+//! - `loop_io` (Unix): awaited calls' HTTP done by the event loop's own thread.
 //! - [`router`]: the `Router` class (keyword arguments -> core's JSON config, sync calls that
 //!   release the GIL and watch for Ctrl-C, async calls that are real awaitables).
 //! - [`stream`]: `ChatCompletionStream` and `AsyncChatCompletionStream` over a `ChunkStream`.
@@ -18,6 +19,8 @@ mod bridge;
 mod errors;
 mod json;
 mod local;
+#[cfg(unix)]
+mod loop_io;
 mod route;
 mod router;
 mod runtime;

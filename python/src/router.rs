@@ -5,7 +5,7 @@
 //! Requests are serialized with `json.dumps` and checked by `ChatRequest::from_json` before
 //! anything is sent.
 
-use crate::awaitable::{Answer, awaitable};
+use crate::awaitable::{Answer, LoopIo, awaitable};
 use crate::errors::{self, Secrets};
 use crate::json;
 use crate::local::{self, PoolKey};
@@ -18,7 +18,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// An in-process LLM-provider router. Thread-safe: share one across threads and tasks.
@@ -32,6 +32,9 @@ pub(crate) struct PyRouter {
     pool_key: PoolKey,
     policy: &'static str,
     secrets: Arc<Secrets>,
+    /// The TLS trust of attempts an event loop sends itself (HTTP/1.1 only), made at the first
+    /// awaited call; `None` if it could not be made (those calls then use the runtime's pool).
+    loop_tls: OnceLock<Option<Arc<rustls::ClientConfig>>>,
 }
 
 /// A router and the fork generation it was built in.
@@ -132,6 +135,13 @@ impl PyRouter {
             driver.generation = generation;
         }
         Ok(driver.router.clone())
+    }
+
+    /// The TLS trust for attempts an event loop sends itself: the router's, HTTP/1.1 only.
+    fn loop_tls(&self, router: &Router) -> Option<Arc<rustls::ClientConfig>> {
+        self.loop_tls
+            .get_or_init(|| router.http1_tls_config().ok().map(Arc::new))
+            .clone()
     }
 
     /// Checks the request (a mapping, JSON-serializable, an OpenAI chat request) before anything
@@ -271,6 +281,7 @@ impl PyRouter {
             pool_key: PoolKey::default(),
             policy,
             secrets: Arc::new(secrets),
+            loop_tls: OnceLock::new(),
         })
     }
 
@@ -306,20 +317,30 @@ impl PyRouter {
         let request = self.parse(py, request, stream)?;
         let router = self.router(py)?;
         let secrets = self.secrets.clone();
+        let on_loop = |io: Option<&LoopIo>| match (io, self.loop_tls(&router)) {
+            (Some(io), Some(tls)) => router.with_spawner(io.spawner(tls, router.connect_timeout())),
+            _ => router.clone(),
+        };
         if request.stream() {
             // Submitted at the first poll, inside the runtime's context; answered at once.
-            return awaitable(py, async move {
-                let chunks = router.chat_completions_stream(request);
-                let stream = AsyncStream::new(chunks, secrets);
-                Answer::new(move |py| Ok(Py::new(py, stream)?.into_any()))
+            return awaitable(py, |io| {
+                let router = on_loop(io);
+                async move {
+                    let chunks = router.chat_completions_stream(request);
+                    let stream = AsyncStream::new(chunks, secrets);
+                    Answer::new(move |py| Ok(Py::new(py, stream)?.into_any()))
+                }
             });
         }
-        awaitable(py, async move {
-            let outcome = router.chat_completions(request).await;
-            Answer::new(move |py| match outcome {
-                Ok(routed) => completion(py, &routed, &secrets).map(Bound::unbind),
-                Err(e) => Err(errors::route_error(py, &e, &secrets)),
-            })
+        awaitable(py, |io| {
+            let router = on_loop(io);
+            async move {
+                let outcome = router.chat_completions(request).await;
+                Answer::new(move |py| match outcome {
+                    Ok(routed) => completion(py, &routed, &secrets).map(Bound::unbind),
+                    Err(e) => Err(errors::route_error(py, &e, &secrets)),
+                })
+            }
         })
     }
 

@@ -234,7 +234,7 @@ impl AsyncStream {
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let state = self.state.clone();
-        awaitable(py, async move {
+        awaitable(py, |_| async move {
             let mut slot = state.stream.lock().await;
             let Some(stream) = slot.as_mut() else {
                 return Answer::new(|_| Err(PyStopAsyncIteration::new_err(())));

@@ -6,16 +6,13 @@ use crate::transport::classify;
 use bytes::Bytes;
 use f3dx_router_core::mock::{MockOutcome, MockReply};
 use f3dx_router_core::{AttemptId, Input, TransportErrorKind};
-use futures_util::{FutureExt, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use std::sync::Arc;
 
 /// Inputs fed under one lock at most; bounds the time the lock is held on a fast stream.
 const MAX_BATCH: usize = 32;
 
 /// Sends `request` over HTTP and feeds head, body pieces and end (or the transport error).
-///
-/// Whatever is already available is fed under one lock: a small response whose head, body and
-/// end arrive together costs one lock, not three.
 pub(crate) async fn http(
     inner: Arc<Inner>,
     client: reqwest::Client,
@@ -39,16 +36,48 @@ pub(crate) async fn http(
             return;
         }
     };
-    let head = Input::ResponseHead {
+    let status = response.status().as_u16();
+    let headers = std::mem::take(response.headers_mut());
+    let mut ended = false;
+    feed_response(
+        &inner,
         attempt,
-        status: response.status().as_u16(),
-        headers: std::mem::take(response.headers_mut()),
-    };
-    let mut body = response.bytes_stream();
+        status,
+        headers,
+        response.bytes_stream(),
+        classify,
+        &mut ended,
+    )
+    .await;
+}
+
+/// Feeds a response's head, its body pieces as they arrive, and its end (or the transport error
+/// `classify` names). Sets `ended` once the attempt's last input is fed. Returns true when the
+/// body was read to its end; false when it broke or the machine closed the attempt first.
+///
+/// Whatever is already available is fed under one lock: a small response whose head, body and
+/// end arrive together costs one lock, not three.
+pub(crate) async fn feed_response<S, E>(
+    inner: &Arc<Inner>,
+    attempt: AttemptId,
+    status: u16,
+    headers: http::HeaderMap,
+    mut body: S,
+    classify: impl Fn(&E) -> TransportErrorKind,
+    ended: &mut bool,
+) -> bool
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
     let mut batch = Vec::with_capacity(4);
-    batch.push(head);
+    batch.push(Input::ResponseHead {
+        attempt,
+        status,
+        headers,
+    });
     loop {
         let mut last = false;
+        let mut complete = false;
         while batch.len() < MAX_BATCH {
             let item = if batch.is_empty() {
                 body.next().await
@@ -69,12 +98,15 @@ pub(crate) async fn http(
                 None => {
                     batch.push(Input::ResponseEnd { attempt });
                     last = true;
+                    complete = true;
                     break;
                 }
             }
         }
-        if !inner.feed(attempt, batch.drain(..), last) {
-            return;
+        let open = inner.feed(attempt, batch.drain(..), last);
+        *ended |= last;
+        if !open {
+            return complete;
         }
     }
 }

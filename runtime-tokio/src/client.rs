@@ -19,7 +19,10 @@ pub(crate) struct ClientSettings {
     pub(crate) connect_timeout: Duration,
 }
 
-pub(crate) fn build_client(settings: &ClientSettings) -> Result<reqwest::Client, RouterBuildError> {
+/// rustls over the ring provider, trusting the webpki roots and `settings`' extra ones; no ALPN.
+pub(crate) fn tls_config(
+    settings: &ClientSettings,
+) -> Result<rustls::ClientConfig, RouterBuildError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for pem in &settings.extra_roots_pem {
@@ -38,11 +41,15 @@ pub(crate) fn build_client(settings: &ClientSettings) -> Result<reqwest::Client,
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| RouterBuildError::Tls(e.to_string()))?
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_no_client_auth())
+}
+
+pub(crate) fn build_client(settings: &ClientSettings) -> Result<reqwest::Client, RouterBuildError> {
+    let mut tls = tls_config(settings)?;
     // reqwest takes a preconfigured rustls config as it is: ALPN must be set here.
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
 

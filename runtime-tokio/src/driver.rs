@@ -16,6 +16,7 @@
 //!   input moves the earliest timer earlier.
 
 use crate::attempt;
+use crate::external::{AttemptAbort, AttemptSink, AttemptSpawner, ExternalAttempt};
 use bytes::Bytes;
 use f3dx_router_core::id_map::IdMap;
 use f3dx_router_core::mock::MockProvider;
@@ -51,14 +52,37 @@ pub(crate) enum Waiter {
 /// its caller's would sit unpolled until that runtime's thread next blocks on it. Likewise a
 /// pooled connection is served by a task on the runtime that opened it, so a pool is only ever
 /// used from one runtime (see [`crate::Router::with_own_pool`]).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Home {
     pub(crate) runtime: tokio::runtime::Handle,
-    pub(crate) client: reqwest::Client,
+    pub(crate) transport: Transport,
+}
+
+/// How a router clone sends HTTP attempts.
+#[derive(Clone)]
+pub(crate) enum Transport {
+    /// As tokio tasks on the request's runtime, through this pool.
+    Pool(reqwest::Client),
+    /// Handed to whoever drives this spawner (an event loop outside tokio).
+    External(Arc<dyn AttemptSpawner>),
+}
+
+/// What cancels an attempt in flight.
+enum AttemptTask {
+    Tokio(AbortHandle),
+    External(Box<dyn AttemptAbort>),
+}
+
+impl AttemptTask {
+    fn abort(&self) {
+        match self {
+            AttemptTask::Tokio(task) => task.abort(),
+            AttemptTask::External(task) => task.abort(),
+        }
+    }
 }
 
 /// A request in flight: where its outcome goes and where its attempts run.
-#[derive(Debug)]
 struct Pending {
     waiter: Waiter,
     home: Home,
@@ -68,8 +92,8 @@ struct Pending {
 pub(crate) struct Shared {
     pub(crate) machine: RouterMachine,
     pending: IdMap<RequestId, Pending>,
-    /// The task of every attempt sent and not yet ended or cancelled.
-    tasks: IdMap<AttemptId, AbortHandle>,
+    /// What cancels every attempt sent and not yet ended or cancelled.
+    tasks: IdMap<AttemptId, AttemptTask>,
     /// One in-process model per `mock` provider, by provider index.
     mocks: Vec<Option<MockProvider>>,
     /// When the timer task will next wake (None: it waits for a notification).
@@ -134,8 +158,8 @@ impl Inner {
             .expect("f3dx-router: the router's state was poisoned by an earlier panic")
     }
 
-    /// Hands a request to the machine; its outcome goes to `waiter`, its attempts run on the
-    /// current runtime through `client`.
+    /// Hands a request to the machine; its outcome goes to `waiter`, its attempts are sent
+    /// through `transport` (a pool's on the current runtime).
     ///
     /// Panics outside a tokio runtime, before taking the lock (a panic under it would poison
     /// the router for every other caller).
@@ -143,13 +167,13 @@ impl Inner {
         self: &Arc<Self>,
         request: ChatRequest,
         waiter: Waiter,
-        client: &reqwest::Client,
+        transport: &Transport,
     ) -> RequestId {
         let runtime = tokio::runtime::Handle::try_current()
             .expect("f3dx-router: requests must be made from within a tokio runtime");
         let home = Home {
             runtime,
-            client: client.clone(),
+            transport: transport.clone(),
         };
         let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let mut s = self.lock();
@@ -228,22 +252,34 @@ impl Inner {
                         debug_assert!(false, "a send for a request the driver does not hold");
                         continue;
                     };
-                    let task = match s.mocks.get_mut(provider.0).and_then(Option::as_mut) {
-                        Some(mock) => {
+                    let task = match (
+                        s.mocks.get_mut(provider.0).and_then(Option::as_mut),
+                        home.transport,
+                    ) {
+                        (Some(mock), _) => {
                             // Drawn here, in the machine's order, so a seed replays.
                             let unix = (self.unix_at_epoch + self.epoch.elapsed()).as_secs();
                             let reply = mock.respond(&request, unix);
-                            home.runtime
-                                .spawn(attempt::mock(self.clone(), attempt, reply))
+                            let task =
+                                home.runtime
+                                    .spawn(attempt::mock(self.clone(), attempt, reply));
+                            AttemptTask::Tokio(task.abort_handle())
                         }
-                        None => home.runtime.spawn(attempt::http(
-                            self.clone(),
-                            home.client,
-                            attempt,
-                            request,
-                        )),
+                        (None, Transport::Pool(client)) => {
+                            let task = home.runtime.spawn(attempt::http(
+                                self.clone(),
+                                client,
+                                attempt,
+                                request,
+                            ));
+                            AttemptTask::Tokio(task.abort_handle())
+                        }
+                        (None, Transport::External(spawner)) => {
+                            let sink = AttemptSink::new(self.clone(), attempt);
+                            AttemptTask::External(spawner.spawn(ExternalAttempt { request, sink }))
+                        }
                     };
-                    s.tasks.insert(attempt, task.abort_handle());
+                    s.tasks.insert(attempt, task);
                 }
                 Action::Cancel { attempt } => {
                     if let Some(task) = s.tasks.remove(&attempt) {

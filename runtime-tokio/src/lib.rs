@@ -40,15 +40,18 @@ mod attempt;
 mod client;
 mod driver;
 mod error;
+mod external;
 mod stream;
 mod transport;
 
 pub use error::{RouterBuildError, RouterCallError};
+pub use external::{AttemptAbort, AttemptSink, AttemptSpawner, ExternalAttempt};
 pub use f3dx_router_core::{ChatRequest, RouteError, Routed, RouterConfig};
 pub use stream::ChunkStream;
+pub use transport::classify_error;
 
 use client::ClientSettings;
-use driver::{CancelOnDrop, Inner, Waiter};
+use driver::{CancelOnDrop, Inner, Transport, Waiter};
 use f3dx_router_core::RouterMachine;
 use std::fmt;
 use std::sync::Arc;
@@ -68,8 +71,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Router {
     inner: Arc<Inner>,
-    /// The connection pool this clone sends through.
-    pool: reqwest::Client,
+    /// How this clone sends HTTP attempts: its connection pool, or an external spawner.
+    transport: Transport,
     settings: Arc<ClientSettings>,
     providers: Arc<[String]>,
 }
@@ -141,7 +144,7 @@ impl RouterBuilder {
         }
         Ok(Router {
             inner,
-            pool,
+            transport: Transport::Pool(pool),
             settings: Arc::new(self.settings),
             providers,
         })
@@ -176,9 +179,32 @@ impl Router {
     /// attempts never leave its thread.
     pub fn with_own_pool(&self) -> Result<Router, RouterBuildError> {
         Ok(Router {
-            pool: client::build_client(&self.settings)?,
+            transport: Transport::Pool(client::build_client(&self.settings)?),
             ..self.clone()
         })
+    }
+
+    /// A clone that routes through the same machine but hands every HTTP attempt of its calls
+    /// to `spawner` (see [`AttemptSpawner`]), for an event loop that does its own IO. Mock
+    /// providers still play on the runtime the call is made on.
+    pub fn with_spawner(&self, spawner: Arc<dyn AttemptSpawner>) -> Router {
+        Router {
+            transport: Transport::External(spawner),
+            ..self.clone()
+        }
+    }
+
+    /// The TLS configuration this router's pools use, offering HTTP/1.1 only by ALPN: for an
+    /// [`AttemptSpawner`] that speaks HTTP/1.1 and must trust exactly what the router trusts.
+    pub fn http1_tls_config(&self) -> Result<rustls::ClientConfig, RouterBuildError> {
+        let mut tls = client::tls_config(&self.settings)?;
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(tls)
+    }
+
+    /// How long a connection may take to open (TCP and TLS), for an [`AttemptSpawner`].
+    pub fn connect_timeout(&self) -> Duration {
+        self.settings.connect_timeout
     }
 
     /// Routes one chat completion and returns the OpenAI-shape `chat.completion` with its route.
@@ -188,7 +214,9 @@ impl Router {
     /// and [`Routed::body`] is empty.
     pub async fn chat_completions(&self, request: ChatRequest) -> Result<Routed, RouteError> {
         let (tx, rx) = oneshot::channel();
-        let id = self.inner.submit(request, Waiter::Unary(tx), &self.pool);
+        let id = self
+            .inner
+            .submit(request, Waiter::Unary(tx), &self.transport);
         let mut guard = CancelOnDrop {
             inner: self.inner.clone(),
             id,
@@ -223,7 +251,9 @@ impl Router {
     /// Outside a tokio runtime.
     pub fn chat_completions_stream(&self, request: ChatRequest) -> ChunkStream {
         let (tx, rx) = mpsc::unbounded_channel();
-        let id = self.inner.submit(request, Waiter::Stream(tx), &self.pool);
+        let id = self
+            .inner
+            .submit(request, Waiter::Stream(tx), &self.transport);
         ChunkStream::new(
             rx,
             CancelOnDrop {

@@ -36,6 +36,13 @@ fn from_source_chain(error: &reqwest::Error) -> Option<TransportErrorKind> {
     chain_kind(error.source())
 }
 
+/// The kind of any other client's failure (an [`crate::AttemptSpawner`]'s HTTP library), read
+/// from the error and its source chain: a rustls error is `Tls`, an io error's kind names
+/// refused, timed out or reset; anything else is `Other`.
+pub fn classify_error(error: &(dyn std::error::Error + 'static)) -> TransportErrorKind {
+    chain_kind(Some(error)).unwrap_or(TransportErrorKind::Other)
+}
+
 fn chain_kind(
     mut source: Option<&(dyn std::error::Error + 'static)>,
 ) -> Option<TransportErrorKind> {

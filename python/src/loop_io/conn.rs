@@ -1,0 +1,289 @@
+//! HTTP/1.1 connections on the loop thread: resolve, connect, TLS, hyper's client handshake, and
+//! the loop's pool of idle keep-alive connections.
+//!
+//! A connection is owned by the one attempt using it, which polls hyper's connection future
+//! together with its request: dropping the attempt (a cancel) drops the socket, and the provider
+//! sees the disconnect. Idle connections are not polled; one taken from the pool is polled once
+//! first, which notices a connection the provider closed meanwhile.
+
+use super::socket::{LoopSocket, Reactor};
+use bytes::Bytes;
+use f3dx_router_core::TransportErrorKind;
+use http_body_util::Full;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_rustls::client::TlsStream;
+
+/// Idle connections kept per host (the tokio pools keep as many).
+const MAX_IDLE_PER_HOST: usize = 16;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A connection's byte stream: plain TCP, or TLS over it.
+pub(crate) enum Io {
+    Plain(LoopSocket),
+    Tls(Box<TlsStream<LoopSocket>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, b),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, b),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+type Connection = http1::Connection<TokioIo<Io>, Full<Bytes>>;
+
+/// One HTTP/1.1 connection: the sender for requests and the future that does its IO.
+pub(crate) struct Conn {
+    pub(crate) sender: http1::SendRequest<Full<Bytes>>,
+    pub(crate) driver: Driver,
+}
+
+/// hyper's connection future, polled by whoever uses the connection.
+pub(crate) struct Driver {
+    io: Pin<Box<Connection>>,
+    /// The future has finished (the connection closed, cleanly or not).
+    closed: bool,
+}
+
+impl Driver {
+    /// Drives the connection's IO; true once it has closed.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.closed && self.io.as_mut().poll(cx).is_ready() {
+            self.closed = true;
+        }
+        self.closed
+    }
+}
+
+impl Conn {
+    /// Whether another request may be sent on it.
+    pub(crate) fn reusable(&mut self, cx: &mut Context<'_>) -> bool {
+        !self.driver.poll(cx) && self.sender.is_ready()
+    }
+}
+
+/// Where a connection goes: scheme, host, port, and (for TLS) which trust it was made with.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PoolKey {
+    tls: Option<usize>,
+    host: String,
+    port: u16,
+}
+
+/// Where to connect for one request.
+pub(crate) struct Target {
+    pub(crate) key: PoolKey,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Target {
+    /// The target of `uri`; `None` for a URI the router never builds (no host, another scheme).
+    pub(crate) fn of(uri: &http::Uri, tls: &Arc<rustls::ClientConfig>) -> Option<Target> {
+        let https = match uri.scheme_str()? {
+            "https" => true,
+            "http" => false,
+            _ => return None,
+        };
+        let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tls = https.then(|| tls.clone());
+        Some(Target {
+            key: PoolKey {
+                tls: tls.as_ref().map(|c| Arc::as_ptr(c) as usize),
+                host: host.to_owned(),
+                port,
+            },
+            tls,
+        })
+    }
+}
+
+/// One loop's idle keep-alive connections.
+#[derive(Default)]
+pub(crate) struct Pool {
+    idle: Mutex<HashMap<PoolKey, Vec<Conn>>>,
+}
+
+impl Pool {
+    /// A pooled connection still open, most recently used first.
+    pub(crate) fn take(&self, key: &PoolKey, cx: &mut Context<'_>) -> Option<Conn> {
+        loop {
+            let mut conn = lock(&self.idle).get_mut(key)?.pop()?;
+            if conn.reusable(cx) {
+                return Some(conn);
+            }
+        }
+    }
+
+    pub(crate) fn put(&self, key: PoolKey, conn: Conn) {
+        let mut idle = lock(&self.idle);
+        let conns = idle.entry(key).or_default();
+        if conns.len() < MAX_IDLE_PER_HOST {
+            conns.push(conn);
+        }
+    }
+
+    /// Drops every idle connection (the loop is going away).
+    pub(crate) fn clear(&self) -> HashMap<PoolKey, Vec<Conn>> {
+        std::mem::take(&mut *lock(&self.idle))
+    }
+}
+
+/// Opens a connection to `target`: resolve, TCP, TLS, HTTP/1.1 handshake, all within `timeout`.
+pub(crate) async fn connect(
+    target: &Target,
+    reactor: &Arc<Reactor>,
+    timeout: Duration,
+) -> Result<Conn, TransportErrorKind> {
+    // Made within the extension runtime's context (jobs are polled inside it), so its timer
+    // runs there and wakes this job through the loop's queue.
+    match tokio::time::timeout(timeout, open(target, reactor)).await {
+        Ok(result) => result,
+        Err(_) => Err(TransportErrorKind::Timeout),
+    }
+}
+
+async fn open(target: &Target, reactor: &Arc<Reactor>) -> Result<Conn, TransportErrorKind> {
+    let addrs = resolve(&target.key.host, target.key.port).await?;
+    let mut last = TransportErrorKind::Refused;
+    let mut socket = None;
+    for addr in addrs {
+        match tcp(addr, reactor).await {
+            Ok(s) => {
+                socket = Some(s);
+                break;
+            }
+            Err(e) => last = io_kind(&e),
+        }
+    }
+    let socket = socket.ok_or(last)?;
+    let io = match &target.tls {
+        None => Io::Plain(socket),
+        Some(config) => {
+            let name = ServerName::try_from(target.key.host.clone())
+                .map_err(|_| TransportErrorKind::Tls)?;
+            let tls = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, socket)
+                .await
+                .map_err(|e| match io_kind(&e) {
+                    TransportErrorKind::Other => TransportErrorKind::Tls,
+                    kind => kind,
+                })?;
+            Io::Tls(Box::new(tls))
+        }
+    };
+    let (sender, io) = http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|_| TransportErrorKind::Other)?;
+    Ok(Conn {
+        sender,
+        driver: Driver {
+            io: Box::pin(io),
+            closed: false,
+        },
+    })
+}
+
+/// The addresses of `host`: an IP literal as is, a name through the runtime's resolver (on its
+/// blocking pool, so the loop never waits on DNS).
+async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, TransportErrorKind> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let lookup = tokio::net::lookup_host((host.to_owned(), port));
+    let addrs: Vec<SocketAddr> = tokio::spawn(lookup)
+        .await
+        .map_err(|_| TransportErrorKind::Other)?
+        .map_err(|_| TransportErrorKind::Dns)?
+        .collect();
+    if addrs.is_empty() {
+        return Err(TransportErrorKind::Dns);
+    }
+    Ok(addrs)
+}
+
+/// A non-blocking TCP connect, completed when asyncio reports the socket writable.
+async fn tcp(addr: SocketAddr, reactor: &Arc<Reactor>) -> io::Result<LoopSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    let socket = LoopSocket::new(TcpStream::from(socket), reactor.clone());
+    poll_fn(|cx| socket.poll_writable(cx)).await?;
+    Ok(socket)
+}
+
+/// The kind of an io failure while connecting.
+fn io_kind(error: &io::Error) -> TransportErrorKind {
+    f3dx_router_tokio::classify_error(error)
+}

@@ -1,0 +1,234 @@
+//! The futures one event loop's thread polls: awaited calls (each with the asyncio future its
+//! answer goes to) and HTTP attempts. A job's waker queues its id; the loop thread polls queued
+//! jobs in [`Jobs::drain`]. A waker run on another thread (a tokio timer, the machine's lock
+//! holder) also writes one byte to the loop's wake-up socketpair, unless the loop thread is
+//! draining already (it will see the id before it stops).
+
+use crate::awaitable::Answer;
+use crate::runtime::runtime;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) type CallFuture = Pin<Box<dyn Future<Output = Answer> + Send>>;
+pub(crate) type AttemptFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+enum Work {
+    /// An awaited call: its answer goes to `future` (an `asyncio.Future`).
+    Call { call: CallFuture, future: Py<PyAny> },
+    /// An HTTP attempt: it reports through its sink.
+    Attempt(AttemptFuture),
+}
+
+struct Job {
+    work: Work,
+    waker: Waker,
+}
+
+#[derive(Default)]
+struct Queued {
+    woken: Vec<u64>,
+    aborted: Vec<u64>,
+    /// The loop thread is in `drain`: no wake-up byte needed.
+    draining: bool,
+}
+
+/// Woken and aborted job ids, and the write end of the wake-up socketpair.
+struct Queue {
+    queued: Mutex<Queued>,
+    wake: UnixStream,
+}
+
+impl Queue {
+    fn push(&self, id: u64, aborted: bool) {
+        let write = {
+            let mut q = lock(&self.queued);
+            let idle = q.woken.is_empty() && q.aborted.is_empty() && !q.draining;
+            if aborted {
+                q.aborted.push(id);
+            } else {
+                q.woken.push(id);
+            }
+            idle
+        };
+        if write {
+            // Non-blocking: a full buffer already holds a pending wake-up.
+            let _ = (&self.wake).write(&[1]);
+        }
+    }
+}
+
+struct JobWaker {
+    id: u64,
+    queue: Arc<Queue>,
+}
+
+impl Wake for JobWaker {
+    fn wake(self: Arc<Self>) {
+        self.queue.push(self.id, false);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.queue.push(self.id, false);
+    }
+}
+
+/// One loop's jobs in flight.
+pub(crate) struct Jobs {
+    queue: Arc<Queue>,
+    jobs: Mutex<HashMap<u64, Job>>,
+    next_id: AtomicU64,
+}
+
+impl Jobs {
+    /// `wake` is the write end of the socketpair whose read end the loop watches.
+    pub(crate) fn new(wake: UnixStream) -> Self {
+        Jobs {
+            queue: Arc::new(Queue {
+                queued: Mutex::new(Queued::default()),
+                wake,
+            }),
+            jobs: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    fn add(&self, work: Work) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let waker = Waker::from(Arc::new(JobWaker {
+            id,
+            queue: self.queue.clone(),
+        }));
+        lock(&self.jobs).insert(id, Job { work, waker });
+        self.queue.push(id, false);
+        id
+    }
+
+    /// Queues a call whose answer goes to `future`; polled at the next drain.
+    pub(crate) fn add_call(&self, call: CallFuture, future: Py<PyAny>) -> u64 {
+        self.add(Work::Call { call, future })
+    }
+
+    /// Queues an attempt, from any thread; polled at the loop's next drain.
+    pub(crate) fn add_attempt(&self, attempt: AttemptFuture) -> u64 {
+        self.add(Work::Attempt(attempt))
+    }
+
+    /// Drops job `id` at the next drain, from any thread.
+    pub(crate) fn abort(&self, id: u64) {
+        self.queue.push(id, true);
+    }
+
+    /// Drops job `id` now (its asyncio future was cancelled); on the loop thread.
+    pub(crate) fn forget(&self, id: u64) {
+        let job = lock(&self.jobs).remove(&id);
+        drop_in_runtime(job);
+    }
+
+    /// Drops every job (the loop is going away). Taken out first: dropping a call cancels its
+    /// request, which may abort attempts (queued, not dropped here) or start new ones.
+    pub(crate) fn clear(&self) {
+        let jobs = std::mem::take(&mut *lock(&self.jobs));
+        drop_in_runtime(jobs);
+    }
+
+    /// Visits the asyncio futures of the calls in flight, for the garbage collector.
+    pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // Only the loop thread, holding the GIL, locks `jobs` for long; the collector runs
+        // there or on another thread that holds the GIL, so this never waits.
+        if let Ok(jobs) = self.jobs.try_lock() {
+            for job in jobs.values() {
+                if let Work::Call { future, .. } = &job.work {
+                    visit.call(future)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls woken jobs and drops aborted ones until none is left, on the loop thread.
+    /// `first` runs once the queue knows the loop thread is draining (so whatever it wakes is
+    /// picked up here without a wake-up byte).
+    pub(crate) fn drain(&self, py: Python<'_>, first: impl FnOnce()) {
+        lock(&self.queue.queued).draining = true;
+        first();
+        loop {
+            let (woken, aborted) = {
+                let mut q = lock(&self.queue.queued);
+                if q.woken.is_empty() && q.aborted.is_empty() {
+                    q.draining = false;
+                    return;
+                }
+                (std::mem::take(&mut q.woken), std::mem::take(&mut q.aborted))
+            };
+            for id in aborted {
+                self.forget(id);
+            }
+            for id in woken {
+                // Absent: already finished or aborted (a waker can run after either).
+                let Some(job) = lock(&self.jobs).remove(&id) else {
+                    continue;
+                };
+                self.poll(py, id, job);
+            }
+        }
+    }
+
+    fn poll(&self, py: Python<'_>, id: u64, mut job: Job) {
+        let _entered = runtime().enter();
+        let mut cx = Context::from_waker(&job.waker);
+        let done = match &mut job.work {
+            Work::Call { call, future } => match call.as_mut().poll(&mut cx) {
+                Poll::Ready(answer) => {
+                    deliver(py, future, answer);
+                    true
+                }
+                Poll::Pending => false,
+            },
+            Work::Attempt(attempt) => attempt.as_mut().poll(&mut cx).is_ready(),
+        };
+        if done {
+            drop(job);
+        } else {
+            lock(&self.jobs).insert(id, job);
+        }
+    }
+}
+
+/// Drops jobs inside the runtime's context: a call's router future cancels its request, which
+/// may abort attempts and start timers.
+fn drop_in_runtime<T>(jobs: T) {
+    let _entered = runtime().enter();
+    drop(jobs);
+}
+
+/// Sets `answer` on `future` unless it is done already. Whatever goes wrong reaches the awaiting
+/// task rather than leaving it waiting forever, and the loop's other jobs go on.
+fn deliver(py: Python<'_>, future: &Py<PyAny>, answer: Answer) {
+    let future = future.bind(py);
+    let set = || -> PyResult<()> {
+        if future.call_method0(intern!(py, "done"))?.is_truthy()? {
+            return Ok(());
+        }
+        match answer.make(py) {
+            Ok(value) => future.call_method1(intern!(py, "set_result"), (value,))?,
+            Err(err) => future.call_method1(intern!(py, "set_exception"), (err.into_value(py),))?,
+        };
+        Ok(())
+    };
+    if let Err(err) = set() {
+        let _ = future.call_method1(intern!(py, "set_exception"), (err.into_value(py),));
+    }
+}

@@ -1,0 +1,299 @@
+//! Sockets whose readiness comes from the asyncio loop: a [`LoopSocket`] is a non-blocking TCP
+//! stream; when a read or write would block it records the waker, and the loop's [`Reactor`]
+//! asks asyncio to watch the fd (`add_reader` / `add_writer`). asyncio calls back on the loop
+//! thread, which wakes the waiting job there: no other thread takes part in the exchange.
+//!
+//! Registrations are added after the jobs have been polled ([`Reactor::sync`], which holds the
+//! GIL), and removed lazily: a reader stays registered across requests on a pooled connection
+//! and is removed when a callback finds nobody waiting. A socket dropped while registered is not
+//! closed at once: its fd number could be reused by a new socket before asyncio forgot it. It
+//! waits in the graveyard until `sync` has removed its registrations.
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Who waits on one fd, and what asyncio watches for it.
+#[derive(Default)]
+struct Interest {
+    read: Option<Waker>,
+    write: Option<Waker>,
+    reading: bool,
+    writing: bool,
+}
+
+#[derive(Default)]
+struct State {
+    fds: HashMap<RawFd, Interest>,
+    /// Wants a registration asyncio does not have yet.
+    to_add: Vec<RawFd>,
+    /// Dropped while registered: closed once asyncio no longer watches them.
+    graveyard: Vec<TcpStream>,
+}
+
+/// The fds one event loop watches for its jobs.
+#[derive(Default)]
+pub(crate) struct Reactor {
+    state: Mutex<State>,
+}
+
+/// Which readiness a callback reports.
+#[derive(Clone, Copy)]
+pub(crate) enum Readiness {
+    Read,
+    Write,
+}
+
+impl Reactor {
+    fn want(&self, fd: RawFd, readiness: Readiness, waker: &Waker) {
+        let mut state = lock(&self.state);
+        let interest = state.fds.entry(fd).or_default();
+        let (slot, registered) = match readiness {
+            Readiness::Read => (&mut interest.read, interest.reading),
+            Readiness::Write => (&mut interest.write, interest.writing),
+        };
+        match slot {
+            Some(current) if current.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+        if !registered {
+            state.to_add.push(fd);
+        }
+    }
+
+    /// asyncio reports `fd` ready: wakes who waits. Nobody waiting means the registration is
+    /// no longer needed: it is removed now (asyncio's watch is level-triggered and would fire
+    /// again on every loop iteration).
+    pub(crate) fn ready(
+        &self,
+        event_loop: &Bound<'_, PyAny>,
+        fd: RawFd,
+        readiness: Readiness,
+    ) -> PyResult<()> {
+        let waker = {
+            let mut state = lock(&self.state);
+            let Some(interest) = state.fds.get_mut(&fd) else {
+                return Ok(());
+            };
+            let waker = match readiness {
+                Readiness::Read => interest.read.take(),
+                Readiness::Write => interest.write.take(),
+            };
+            if waker.is_none() {
+                match readiness {
+                    Readiness::Read => interest.reading = false,
+                    Readiness::Write => interest.writing = false,
+                }
+            }
+            waker
+        };
+        match waker {
+            Some(waker) => waker.wake(),
+            None => remove(event_loop, fd, readiness)?,
+        }
+        Ok(())
+    }
+
+    /// Applies what the jobs asked for since the last call: registers new interests, forgets
+    /// and closes dropped sockets. Runs on the loop thread after every round of polling.
+    /// `owner` is the loop's waker object, whose `_readable` / `_writable` asyncio calls.
+    pub(crate) fn sync(
+        &self,
+        event_loop: &Bound<'_, PyAny>,
+        owner: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let (to_add, graveyard) = {
+            let mut state = lock(&self.state);
+            if state.to_add.is_empty() && state.graveyard.is_empty() {
+                return Ok(());
+            }
+            let to_add = std::mem::take(&mut state.to_add);
+            let mut adds = Vec::with_capacity(to_add.len());
+            for fd in to_add {
+                let Some(interest) = state.fds.get_mut(&fd) else {
+                    continue; // dropped since
+                };
+                if interest.read.is_some() && !interest.reading {
+                    interest.reading = true;
+                    adds.push((fd, Readiness::Read));
+                }
+                if interest.write.is_some() && !interest.writing {
+                    interest.writing = true;
+                    adds.push((fd, Readiness::Write));
+                }
+            }
+            (adds, std::mem::take(&mut state.graveyard))
+        };
+        for stream in graveyard {
+            // Registered or not, remove both: asyncio ignores an fd it does not watch.
+            let fd = stream.as_raw_fd();
+            remove(event_loop, fd, Readiness::Read)?;
+            remove(event_loop, fd, Readiness::Write)?;
+            drop(stream);
+        }
+        let py = event_loop.py();
+        for (fd, readiness) in to_add {
+            let (method, callback) = match readiness {
+                Readiness::Read => (intern!(py, "add_reader"), intern!(py, "_readable")),
+                Readiness::Write => (intern!(py, "add_writer"), intern!(py, "_writable")),
+            };
+            event_loop.call_method1(method, (fd, owner.getattr(callback)?, fd))?;
+        }
+        Ok(())
+    }
+
+    /// `stream` is dropped: it closes now if asyncio never watched it, else at the next `sync`.
+    fn bury(&self, stream: TcpStream) {
+        let fd = stream.as_raw_fd();
+        let mut state = lock(&self.state);
+        match state.fds.remove(&fd) {
+            Some(interest) if interest.reading || interest.writing => {
+                state.graveyard.push(stream);
+            }
+            _ => drop(stream),
+        }
+    }
+}
+
+fn remove(event_loop: &Bound<'_, PyAny>, fd: RawFd, readiness: Readiness) -> PyResult<()> {
+    let py = event_loop.py();
+    let method = match readiness {
+        Readiness::Read => intern!(py, "remove_reader"),
+        Readiness::Write => intern!(py, "remove_writer"),
+    };
+    event_loop.call_method1(method, (fd,))?;
+    Ok(())
+}
+
+/// A non-blocking TCP stream driven by its loop's [`Reactor`].
+pub(crate) struct LoopSocket {
+    stream: Option<TcpStream>,
+    fd: RawFd,
+    reactor: Arc<Reactor>,
+}
+
+impl LoopSocket {
+    /// `stream` must be non-blocking.
+    pub(crate) fn new(stream: TcpStream, reactor: Arc<Reactor>) -> Self {
+        LoopSocket {
+            fd: stream.as_raw_fd(),
+            stream: Some(stream),
+            reactor,
+        }
+    }
+
+    fn stream(&self) -> io::Result<&TcpStream> {
+        self.stream
+            .as_ref()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+
+    /// Runs `op` until it stops being interrupted; a would-block registers `readiness`.
+    fn poll_io<T>(
+        &self,
+        cx: &mut Context<'_>,
+        readiness: Readiness,
+        mut op: impl FnMut(&TcpStream) -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        loop {
+            match op(self.stream()?) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.reactor.want(self.fd, readiness, cx.waker());
+                    return Poll::Pending;
+                }
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    /// Ready once the socket is writable: how a non-blocking connect completes.
+    pub(crate) fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // A zero-length probe cannot tell; ask the kernel through the connect's own error.
+        let stream = self.stream()?;
+        match stream.peer_addr() {
+            Ok(_) => Poll::Ready(Ok(())),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                if let Some(error) = stream.take_error()? {
+                    return Poll::Ready(Err(error));
+                }
+                self.reactor.want(self.fd, Readiness::Write, cx.waker());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl Drop for LoopSocket {
+    fn drop(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            self.reactor.bury(stream);
+        }
+    }
+}
+
+impl AsyncRead for LoopSocket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = match self.poll_io(cx, Readiness::Read, |mut s| {
+            s.read(buf.initialize_unfilled())
+        }) {
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for LoopSocket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(cx, Readiness::Write, |mut s| s.write(data))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(cx, Readiness::Write, |mut s| s.write_vectored(bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = self
+            .stream()
+            .and_then(|s| s.shutdown(std::net::Shutdown::Write));
+        Poll::Ready(match result {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        })
+    }
+}
