@@ -7,6 +7,7 @@ standard library is used to talk to it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -18,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from f3dx_router import ChatCompletion, Router
+
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 KEY = "sk-test-SECRET-0123456789abcdef"
@@ -26,6 +29,25 @@ USER = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
 def request(**extra: Any) -> dict[str, Any]:
     return {**USER, **extra}
+
+
+Call = Callable[[Router, dict[str, Any]], ChatCompletion]
+
+
+def call_sync(router: Router, req: dict[str, Any]) -> ChatCompletion:
+    return router.chat_completions(req)
+
+
+def call_async(router: Router, req: dict[str, Any]) -> ChatCompletion:
+    """Awaited on a fresh event loop, so every call also sets up and tears down the loop's IO."""
+    return asyncio.run(router.achat_completions(req))
+
+
+@pytest.fixture(params=[call_sync, call_async], ids=["sync", "async"])
+def call(request: pytest.FixtureRequest) -> Call:
+    """The sync call, then the awaited one: a test taking it runs once through each."""
+    result: Call = request.param
+    return result
 
 
 class MockServer:

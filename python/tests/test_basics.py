@@ -19,7 +19,7 @@ from f3dx_router import (
     RouterConfigError,
     RouterError,
 )
-from conftest import KEY, USER, MockServer, request
+from conftest import KEY, USER, Call, MockServer, request
 
 
 def test_the_readme_example_runs_as_written(mock: MockServer, capsys: pytest.CaptureFixture[str]) -> None:
@@ -181,16 +181,16 @@ def test_no_key_in_any_error_text_or_repr(mock: MockServer) -> None:
         assert KEY not in text and env_key not in text and "SECRET" not in text, text
 
 
-def test_https_with_a_private_ca(mock: MockServer) -> None:
+def test_https_with_a_private_ca(call: Call, mock: MockServer) -> None:
     tls = [{**mock.provider("a"), "base_url": mock.base_url("a", tls=True)}]
     r = Router(providers=tls, root_certificates=mock.ca_pem)
-    c = r.chat_completions(request())
+    c = call(r, request())
     assert c["choices"][0]["message"]["content"] == "Hello from a."
-    assert Router(providers=tls, root_certificates=[mock.ca_pem.encode()]).chat_completions(request())
+    assert call(Router(providers=tls, root_certificates=[mock.ca_pem.encode()]), request())
     # Without the CA the handshake fails: a soft failure, so every provider failed.
     untrusted = Router(providers=tls)
     with pytest.raises(f3dx_router.AllProvidersFailedError) as info:
-        untrusted.chat_completions(request())
+        call(untrusted, request())
     assert info.value.attempts[0].outcome == "transport_error"
     assert info.value.attempts[0].detail == "TLS failure"
 

@@ -1,4 +1,5 @@
-"""Every row of the failure model, over real HTTP against the mock provider server."""
+"""Every row of the failure model, over real HTTP against the mock provider server, through the
+sync call and the awaited one (whose HTTP the asyncio loop's own thread does)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from f3dx_router import (
     Router,
     UnsupportedError,
 )
-from conftest import MockServer, request
+from conftest import Call, MockServer, request
 
 
 def two(mock: MockServer, **kwargs: Any) -> Router:
@@ -37,10 +38,10 @@ SOFT_STEPS = {
 
 
 @pytest.mark.parametrize("row", list(SOFT_STEPS))
-def test_soft_failures_fail_over(mock: MockServer, row: str) -> None:
+def test_soft_failures_fail_over(call: Call, mock: MockServer, row: str) -> None:
     step, outcome = SOFT_STEPS[row]
     mock.script("a", step)
-    c = two(mock).chat_completions(request())
+    c = call(two(mock), request())
     assert c["choices"][0]["message"]["content"] == "Hello from b."
     first, second = c.route.attempts
     assert (first.provider, second.provider, second.outcome) == ("a", "b", "success")
@@ -51,37 +52,37 @@ def test_soft_failures_fail_over(mock: MockServer, row: str) -> None:
     assert len(mock.received("a")) == 1 and len(mock.received("b")) == 1
 
 
-def test_per_attempt_timeout_fails_over(mock: MockServer) -> None:
+def test_per_attempt_timeout_fails_over(call: Call, mock: MockServer) -> None:
     mock.script("a", {"delay_ms": 3000})
     r = Router(providers=[mock.provider("a", timeout_ms=200), mock.provider("b")])
-    c = r.chat_completions(request())
+    c = call(r, request())
     assert [a.outcome for a in c.route.attempts] == ["timed_out", "success"]
     assert mock.disconnected("a")
 
 
-def test_connection_refused_fails_over(mock: MockServer) -> None:
+def test_connection_refused_fails_over(call: Call, mock: MockServer) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     dead = {"name": "dead", "kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "api_key": "k"}
-    c = Router(providers=[dead, mock.provider("b")]).chat_completions(request())
+    c = call(Router(providers=[dead, mock.provider("b")]), request())
     assert c.route.attempts[0].outcome == "transport_error"
     assert c.route.attempts[0].detail == "connection refused"
     assert c.route.provider == "b"
 
 
-def test_body_over_the_limit_fails_over(mock: MockServer) -> None:
+def test_body_over_the_limit_fails_over(call: Call, mock: MockServer) -> None:
     mock.script("a", {"body": {"padding": "x" * 5000}})
-    c = two(mock, max_response_bytes=2000).chat_completions(request())
+    c = call(two(mock, max_response_bytes=2000), request())
     assert [a.outcome for a in c.route.attempts] == ["body_too_large", "success"]
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
-def test_hard_failure_surfaces_and_goes_nowhere_else(mock: MockServer, status: int) -> None:
+def test_hard_failure_surfaces_and_goes_nowhere_else(call: Call, mock: MockServer, status: int) -> None:
     body = {"error": {"message": f"bad request {status}", "type": "invalid_request_error"}}
     mock.script("a", {"status": status, "body": body})
     with pytest.raises(HardFailureError) as info:
-        two(mock).chat_completions(request())
+        call(two(mock), request())
     e = info.value
     assert (e.status, e.provider) == (status, "a")
     assert f"bad request {status}" in e.body
@@ -89,19 +90,19 @@ def test_hard_failure_surfaces_and_goes_nowhere_else(mock: MockServer, status: i
     assert mock.received("b") == []
 
 
-def test_hard_failure_cancels_the_other_hedge(mock: MockServer) -> None:
+def test_hard_failure_cancels_the_other_hedge(call: Call, mock: MockServer) -> None:
     mock.script("a", {"status": 400, "delay_ms": 100})
     mock.script("b", {"delay_ms": 3000})
     with pytest.raises(HardFailureError):
-        two(mock, policy="hedged", hedge_k=2).chat_completions(request())
+        call(two(mock, policy="hedged", hedge_k=2), request())
     assert mock.disconnected("b")
 
 
-def test_all_providers_failed_lists_every_attempt(mock: MockServer) -> None:
+def test_all_providers_failed_lists_every_attempt(call: Call, mock: MockServer) -> None:
     mock.script("a", {"status": 500})
     mock.script("b", {"reset": True})
     with pytest.raises(AllProvidersFailedError) as info:
-        two(mock).chat_completions(request())
+        call(two(mock), request())
     assert [(a.provider, a.outcome) for a in info.value.attempts] == [
         ("a", "soft_status"),
         ("b", "transport_error"),
@@ -109,42 +110,42 @@ def test_all_providers_failed_lists_every_attempt(mock: MockServer) -> None:
     assert "all providers failed" in str(info.value)
 
 
-def test_deadline_exceeded_cancels_every_attempt(mock: MockServer) -> None:
+def test_deadline_exceeded_cancels_every_attempt(call: Call, mock: MockServer) -> None:
     mock.script("a", {"delay_ms": 5000})
     mock.script("b", {"delay_ms": 5000})
     r = two(mock, policy="hedged", hedge_k=2, deadline_ms=300)
     with pytest.raises(DeadlineExceededError) as info:
-        r.chat_completions(request())
+        call(r, request())
     assert info.value.deadline_ms == 300
     assert mock.disconnected("a") and mock.disconnected("b")
     assert r._in_flight() == (0, 0, 0)
 
 
-def test_retry_after_cools_a_provider_then_rate_limited(mock: MockServer) -> None:
+def test_retry_after_cools_a_provider_then_rate_limited(call: Call, mock: MockServer) -> None:
     r = two(mock, deadline_ms=2000)
     mock.script("a", {"status": 429, "headers": {"retry-after": "60"}})
-    c = r.chat_completions(request())
+    c = call(r, request())
     assert c.route.provider == "b"
     # a is cooling: the next request goes straight to b.
-    c = r.chat_completions(request())
+    c = call(r, request())
     assert [a.provider for a in c.route.attempts] == ["b"]
     assert len(mock.received("a")) == 1
     # b answers 503 with a Retry-After too: now every provider is cooling.
     mock.script("b", {"status": 503, "headers": {"retry-after": "30"}})
     with pytest.raises(RateLimitedError) as info:
-        r.chat_completions(request())
+        call(r, request())
     assert [(a.provider, a.status) for a in info.value.attempts] == [("b", 503)]
     with pytest.raises(RateLimitedError) as info:
-        r.chat_completions(request())
+        call(r, request())
     assert 25 < info.value.retry_after <= 30 and info.value.attempts == []
     assert len(mock.received("a")) == 1 and len(mock.received("b")) == 3
 
 
-def test_anthropic_translation(mock: MockServer) -> None:
+def test_anthropic_translation(call: Call, mock: MockServer) -> None:
     r = Router(
         providers=[mock.provider("claude", kind="anthropic", model_map={"gpt-4o": "claude-sonnet-4-5"})]
     )
-    c = r.chat_completions(
+    c = call(r, 
         {"model": "gpt-4o", "max_tokens": 50,
          "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]}
     )
@@ -162,17 +163,17 @@ def test_anthropic_translation(mock: MockServer) -> None:
     assert content == "hi" or content == [{"type": "text", "text": "hi"}]
 
 
-def test_unsupported_field(mock: MockServer) -> None:
+def test_unsupported_field(call: Call, mock: MockServer) -> None:
     r = Router(providers=[mock.provider("claude", kind="anthropic")])
     with pytest.raises(UnsupportedError) as info:
-        r.chat_completions(request(n=3))
+        call(r, request(n=3))
     assert info.value.field == "n" and info.value.provider == "claude"
     assert mock.received("claude") == []
 
 
-def test_openai_then_anthropic_failover(mock: MockServer) -> None:
+def test_openai_then_anthropic_failover(call: Call, mock: MockServer) -> None:
     r = Router(providers=[mock.provider("a"), mock.provider("claude", kind="anthropic")])
     mock.script("a", {"status": 503})
-    c = r.chat_completions(request())
+    c = call(r, request())
     assert c["choices"][0]["message"]["content"] == "Hello from claude."
     assert c.route.provider == "claude"

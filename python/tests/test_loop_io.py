@@ -1,0 +1,82 @@
+"""Awaited calls do their HTTP on the event loop's own thread: connections are pooled per loop,
+a connection the provider closes is not reused, and the loop is left watching nothing a call
+no longer needs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from f3dx_router import Router
+from conftest import MockServer, request
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_awaited_calls_on_one_loop_share_one_connection(mock: MockServer) -> None:
+    r = Router(providers=[mock.provider("a")])
+    before = mock.connections()
+
+    async def main() -> list[int]:
+        return [len((await r.achat_completions(request())).route.attempts) for _ in range(20)]
+
+    assert asyncio.run(main()) == [1] * 20
+    # One connection, and the stats request's own.
+    assert mock.connections() - before == 2
+
+
+def test_a_connection_the_provider_closes_is_not_reused(mock: MockServer) -> None:
+    mock.script("a", {"headers": {"connection": "close"}}, {})
+    r = Router(providers=[mock.provider("a")])
+    before = mock.connections()
+
+    async def main() -> list[list[str]]:
+        calls = [await r.achat_completions(request()) for _ in range(2)]
+        return [[a.outcome for a in c.route.attempts] for c in calls]
+
+    # The second call opens a new connection rather than failing on the closed one.
+    assert asyncio.run(main()) == [["success"], ["success"]]
+    # Two connections, and the stats request's own.
+    assert mock.connections() - before == 3
+
+
+def test_hedged_losers_leave_no_socket_and_no_watched_fd(mock: MockServer) -> None:
+    # Every hedged call cancels its loser: that socket must be closed, and unwatched by the loop.
+    mock.script("b", *({"delay_ms": 50} for _ in range(40)))
+    r = Router(providers=[mock.provider("a"), mock.provider("b")], policy="hedged", hedge_k=2)
+
+    async def main() -> tuple[int, int, int, int]:
+        selector_map = asyncio.get_running_loop()._selector.get_map()  # type: ignore[attr-defined]
+        await r.achat_completions(request())
+        await asyncio.sleep(0.1)
+        watched, fds = len(selector_map), open_fds()
+        for _ in range(30):
+            c = await r.achat_completions(request())
+            assert c.route.provider == "a"
+        await asyncio.sleep(0.1)
+        return watched, len(selector_map), fds, open_fds()
+
+    watched_before, watched_after, fds_before, fds_after = asyncio.run(main())
+    assert watched_after == watched_before
+    assert fds_after == fds_before
+    assert mock.wait_for(lambda: mock.open_connections() <= 2)
+    assert r._in_flight() == (0, 0, 0)
+
+
+def test_a_closed_loop_closes_its_pooled_connections(mock: MockServer) -> None:
+    r = Router(providers=[mock.provider("a")])
+    fds = open_fds()
+    before = mock.open_connections()
+
+    async def main() -> None:
+        await asyncio.gather(*(r.achat_completions(request()) for _ in range(8)))
+
+    asyncio.run(main())
+    # asyncio.run closed the loop; its IO went with it once the collector ran.
+    import gc
+
+    gc.collect()
+    assert mock.wait_for(lambda: mock.open_connections() == before)
+    assert open_fds() == fds
