@@ -14,7 +14,7 @@ use std::future::Future;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -90,6 +90,8 @@ pub(crate) struct Jobs {
     queue: Arc<Queue>,
     jobs: Mutex<HashMap<u64, Job>>,
     next_id: AtomicU64,
+    /// The loop is gone: nothing will poll a job again.
+    closed: AtomicBool,
 }
 
 impl Jobs {
@@ -102,11 +104,18 @@ impl Jobs {
             }),
             jobs: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
         }
     }
 
     fn add(&self, work: Work) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if self.closed.load(Ordering::Acquire) {
+            // Dropped on the runtime, not here: an attempt is added with the router's lock held,
+            // and its dropped sink reports to the router (the machine hears a reset).
+            runtime().spawn(async move { drop(work) });
+            return id;
+        }
         let waker = Waker::from(Arc::new(JobWaker {
             id,
             queue: self.queue.clone(),
@@ -137,9 +146,10 @@ impl Jobs {
         drop_in_runtime(job);
     }
 
-    /// Drops every job (the loop is going away). Taken out first: dropping a call cancels its
-    /// request, which may abort attempts (queued, not dropped here) or start new ones.
+    /// Drops every job (the loop is going away), and every job added from now on. Taken out
+    /// first: dropping a call cancels its request, which may abort attempts or start new ones.
     pub(crate) fn clear(&self) {
+        self.closed.store(true, Ordering::Release);
         let jobs = std::mem::take(&mut *lock(&self.jobs));
         drop_in_runtime(jobs);
     }
