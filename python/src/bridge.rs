@@ -1,22 +1,24 @@
 //! The asyncio side of the awaitables (`achat_completions`, a stream's `__anext__`): the event
-//! loop's own thread drives each call's future, woken through one fd per loop. No tokio task per
-//! call, and no tokio thread ever takes the GIL.
+//! loop's own thread drives each call's future and does its HTTP, woken through one fd per loop.
+//! No tokio task per call, and no tokio thread ever takes the GIL.
 //!
-//! A call creates an `asyncio.Future` on the running loop and polls its Rust future once right
-//! there (inside the runtime's context): that submits a request and spawns its attempts exactly
-//! as the blocking call does, and a stream chunk already buffered is answered at once. The
-//! future's waker, run on a tokio worker when something arrives, pushes the call's id onto the
-//! loop's queue and, only when the queue was empty, writes one byte to a socketpair whose read
-//! end the loop watches (`loop.add_reader`, registered once per loop). The drain callback runs
-//! on the loop thread: it reads the bytes, polls every woken call again, and sets each finished
-//! one's [`Answer`] (a value or an exception) on its asyncio future.
+//! A call creates an `asyncio.Future` on the running loop and polls its Rust future right there
+//! (inside the runtime's context): that submits the request, and the machine's attempts become
+//! jobs of the same loop ([`crate::loop_io`]), polled in the same pass: the request is written
+//! before the call returns to the loop. Sockets wake their jobs through asyncio's own
+//! `add_reader`/`add_writer` callbacks, on the loop thread. Whatever wakes a job from another
+//! thread (a timer of the router, DNS, a cancel) queues its id and, unless the loop thread is
+//! draining already, writes one byte to a socketpair whose read end the loop watches. Every
+//! callback ends by polling the queued jobs and setting each finished call's [`Answer`] (a value
+//! or an exception) on its asyncio future.
 //!
 //! Cancelling the asyncio future (task cancel, `wait_for` timeout) drops the Rust future from the
 //! future's done callback, on the loop thread: a request and every attempt in flight are
-//! cancelled.
+//! cancelled, and the attempts' sockets closed.
 //!
 //! Loops that cannot watch an fd (no `add_reader`, e.g. the Windows proactor loop) or cannot be
-//! weakly referenced fall back to `pyo3_async_runtimes`.
+//! weakly referenced fall back to `pyo3_async_runtimes`, and their calls' HTTP to the runtime's
+//! pool.
 
 use crate::awaitable::Answer;
 use crate::loop_io::LoopIo;

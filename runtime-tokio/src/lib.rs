@@ -34,6 +34,10 @@
 //!
 //! Providers of kind `mock` run in-process (no network): their seeded model of latency and
 //! failures is played by a task that sleeps and then feeds the scripted answer.
+//!
+//! An event loop that does its own IO can send a router's HTTP attempts itself: a clone made
+//! with [`Router::with_spawner`] hands each one to an [`AttemptSpawner`], which reports what
+//! happened through the attempt's [`AttemptSink`] (the Python binding's asyncio loops do this).
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod attempt;
