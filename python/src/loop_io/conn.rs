@@ -24,8 +24,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::client::TlsStream;
 
-/// Idle connections kept per host (the tokio pools keep as many).
-const MAX_IDLE_PER_HOST: usize = 16;
+/// Idle connections kept per host. One loop carries every concurrent call of its thread, so its
+/// pool must hold as many connections as calls in flight to one host; past this, a burst's
+/// extra connections are closed when it ends.
+const MAX_IDLE_PER_HOST: usize = 256;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
