@@ -65,16 +65,29 @@ impl Keeper {
     fn take(&self) -> Vec<ExternalAttempt> {
         std::mem::take(&mut *self.attempts.lock().unwrap())
     }
+
+    /// The next attempt the router hands over.
+    async fn next(&self) -> ExternalAttempt {
+        loop {
+            if let Some(attempt) = self.take().pop() {
+                return attempt;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// One call through `router`, running on its own task.
+fn start(router: &Router) -> tokio::task::JoinHandle<Result<f3dx_router_core::Routed, RouteError>> {
+    let router = router.clone();
+    tokio::spawn(async move { router.chat_completions(request()).await })
 }
 
 #[tokio::test]
 async fn a_reported_response_completes_the_call_and_the_hedge_loser_is_aborted() {
     let keeper = Arc::new(Keeper::default());
     let router = router("hedged").with_spawner(keeper.clone());
-    let call = tokio::spawn({
-        let router = router.clone();
-        async move { router.chat_completions(request()).await }
-    });
+    let call = start(&router);
     while keeper.attempts.lock().unwrap().len() < 2 {
         tokio::task::yield_now().await;
     }
@@ -104,17 +117,9 @@ async fn a_reported_response_completes_the_call_and_the_hedge_loser_is_aborted()
 async fn a_sink_dropped_unreported_is_a_reset_and_the_call_fails_over() {
     let keeper = Arc::new(Keeper::default());
     let router = router("sequential").with_spawner(keeper.clone());
-    let call = tokio::spawn({
-        let router = router.clone();
-        async move { router.chat_completions(request()).await }
-    });
+    let call = start(&router);
     for _ in 0..2 {
-        let attempt = loop {
-            if let Some(attempt) = keeper.take().pop() {
-                break attempt;
-            }
-            tokio::task::yield_now().await;
-        };
+        let attempt = keeper.next().await;
         drop(attempt);
     }
     match call.await.unwrap() {
@@ -132,18 +137,10 @@ async fn a_sink_dropped_unreported_is_a_reset_and_the_call_fails_over() {
 async fn a_failed_attempt_is_reported_with_its_kind() {
     let keeper = Arc::new(Keeper::default());
     let router = router("sequential").with_spawner(keeper.clone());
-    let call = tokio::spawn({
-        let router = router.clone();
-        async move { router.chat_completions(request()).await }
-    });
+    let call = start(&router);
     let kinds = [TransportErrorKind::Refused, TransportErrorKind::Tls];
     for kind in kinds {
-        let attempt = loop {
-            if let Some(attempt) = keeper.take().pop() {
-                break attempt;
-            }
-            tokio::task::yield_now().await;
-        };
+        let attempt = keeper.next().await;
         attempt.sink.fail(kind);
     }
     let Err(RouteError::AllProvidersFailed { attempts }) = call.await.unwrap() else {
