@@ -16,7 +16,8 @@
 //!   input moves the earliest timer earlier.
 
 use crate::attempt;
-use crate::external::{AttemptAbort, AttemptSink, AttemptSpawner, ExternalAttempt};
+use crate::external::{AttemptAbort, AttemptSpawner, ExternalAttempt};
+use crate::sink::AttemptSink;
 use bytes::Bytes;
 use f3dx_router_core::id_map::IdMap;
 use f3dx_router_core::mock::MockProvider;
@@ -266,12 +267,8 @@ impl Inner {
                             AttemptTask::Tokio(task.abort_handle())
                         }
                         (None, Transport::Pool(client)) => {
-                            let task = home.runtime.spawn(attempt::http(
-                                self.clone(),
-                                client,
-                                attempt,
-                                request,
-                            ));
+                            let sink = AttemptSink::new(self.clone(), attempt);
+                            let task = home.runtime.spawn(attempt::http(sink, client, request));
                             AttemptTask::Tokio(task.abort_handle())
                         }
                         (None, Transport::External(spawner)) => {

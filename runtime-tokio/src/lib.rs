@@ -45,12 +45,14 @@ mod client;
 mod driver;
 mod error;
 mod external;
+mod sink;
 mod stream;
 mod transport;
 
 pub use error::{RouterBuildError, RouterCallError};
-pub use external::{AttemptAbort, AttemptSink, AttemptSpawner, ExternalAttempt};
+pub use external::{AttemptAbort, AttemptSpawner, ExternalAttempt};
 pub use f3dx_router_core::{ChatRequest, RouteError, Routed, RouterConfig};
+pub use sink::AttemptSink;
 pub use stream::ChunkStream;
 pub use transport::classify_error;
 

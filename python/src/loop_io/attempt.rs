@@ -106,8 +106,8 @@ fn hyper_kind(error: &hyper::Error) -> TransportErrorKind {
         return TransportErrorKind::Reset;
     }
     match f3dx_router_tokio::classify_error(error) {
-        TransportErrorKind::Other if error.is_parse() => TransportErrorKind::Other,
-        TransportErrorKind::Other => TransportErrorKind::Reset,
+        // A reply hyper could not parse is garbage, not a broken connection.
+        TransportErrorKind::Other if !error.is_parse() => TransportErrorKind::Reset,
         kind => kind,
     }
 }

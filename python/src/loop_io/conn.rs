@@ -9,6 +9,7 @@
 use super::socket::{LoopSocket, Reactor};
 use bytes::Bytes;
 use f3dx_router_core::TransportErrorKind;
+use f3dx_router_tokio::classify_error;
 use http_body_util::Full;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -216,7 +217,7 @@ async fn open(target: &Target, reactor: &Arc<Reactor>) -> Result<Conn, Transport
                 socket = Some(s);
                 break;
             }
-            Err(e) => last = io_kind(&e),
+            Err(e) => last = classify_error(&e),
         }
     }
     let socket = socket.ok_or(last)?;
@@ -228,7 +229,7 @@ async fn open(target: &Target, reactor: &Arc<Reactor>) -> Result<Conn, Transport
             let tls = tokio_rustls::TlsConnector::from(config.clone())
                 .connect(name, socket)
                 .await
-                .map_err(|e| match io_kind(&e) {
+                .map_err(|e| match classify_error(&e) {
                     TransportErrorKind::Other => TransportErrorKind::Tls,
                     kind => kind,
                 })?;
@@ -283,9 +284,4 @@ async fn tcp(addr: SocketAddr, reactor: &Arc<Reactor>) -> io::Result<LoopSocket>
     let socket = LoopSocket::new(TcpStream::from(socket), reactor.clone());
     poll_fn(|cx| socket.poll_writable(cx)).await?;
     Ok(socket)
-}
-
-/// The kind of an io failure while connecting.
-fn io_kind(error: &io::Error) -> TransportErrorKind {
-    f3dx_router_tokio::classify_error(error)
 }
