@@ -39,7 +39,7 @@ impl<'py> IntoPyObject<'py> for Answer {
 }
 
 #[cfg(unix)]
-pub(crate) use crate::loop_io::LoopIo;
+pub(crate) use crate::net::LoopIo;
 
 /// Where there is no loop IO (no `add_reader`), nothing is ever one.
 #[cfg(not(unix))]

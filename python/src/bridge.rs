@@ -4,7 +4,7 @@
 //!
 //! A call creates an `asyncio.Future` on the running loop and polls its Rust future right there
 //! (inside the runtime's context): that submits the request, and the machine's attempts become
-//! jobs of the same loop ([`crate::loop_io`]), polled in the same pass: the request is written
+//! jobs of the same loop ([`crate::net`]), polled in the same pass: the request is written
 //! before the call returns to the loop. Sockets wake their jobs through asyncio's own
 //! `add_reader`/`add_writer` callbacks, on the loop thread. Whatever wakes a job from another
 //! thread (a timer of the router, DNS, a cancel) queues its id and, unless the loop thread is
@@ -21,9 +21,9 @@
 //! pool.
 
 use crate::awaitable::Answer;
-use crate::loop_io::LoopIo;
-use crate::loop_io::jobs::Jobs;
-use crate::loop_io::socket::Readiness;
+use crate::net::LoopIo;
+use crate::net::jobs::Jobs;
+use crate::net::socket::Readiness;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -51,7 +51,7 @@ impl LoopWaker {
     /// what the jobs now wait on.
     fn run(slf: &Bound<'_, Self>, event_loop: &Bound<'_, PyAny>, first: impl FnOnce()) {
         let this = slf.get();
-        this.io.jobs.drain(slf.py(), first);
+        this.io.jobs.drain(first);
         // A failed registration leaves its job waiting; it ends by the machine's timers.
         let _ = this.io.reactor.sync(event_loop, slf.as_any());
     }

@@ -2,7 +2,8 @@
 //!
 //! - [`awaitable`]: Rust futures as asyncio awaitables; `bridge` (Unix): the loop's thread polls
 //!   each one, one wake-up fd per event loop (elsewhere `pyo3_async_runtimes` runs them).
-//! - `loop_io` (Unix): awaited calls' HTTP done by the event loop's own thread.
+//! - `net` (Unix): HTTP done by the thread that waits for the call (the event loop's own thread,
+//!   or the sync caller's).
 //! - [`router`]: the `Router` class (keyword arguments -> core's JSON config, sync calls that
 //!   release the GIL and watch for Ctrl-C, async calls that are real awaitables).
 //! - [`stream`]: `ChatCompletionStream` and `AsyncChatCompletionStream` over a `ChunkStream`.
@@ -10,17 +11,17 @@
 //! - [`errors`]: the exception hierarchy under `RouterError`, and key scrubbing.
 //! - [`runtime`]: the multi-thread tokio runtime the extension owns (one per process: rebuilt
 //!   in a forked child).
-//! - [`local`]: sync calls on the caller's thread (its own current-thread runtime and pools).
+//! - [`blocking`]: sync calls and streams on the caller's thread (a `poll(2)` driver).
 //! - [`json`]: Python objects to JSON bytes and back (the interpreter's own `json` module).
 
 mod awaitable;
+mod blocking;
 #[cfg(unix)]
 mod bridge;
 mod errors;
 mod json;
-mod local;
 #[cfg(unix)]
-mod loop_io;
+mod net;
 mod route;
 mod router;
 mod runtime;
@@ -42,8 +43,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime::register(py, m)?;
     // For tests; `setattr`, not `add`, keeps it out of `__all__`.
     m.setattr(
-        "_thread_runtimes",
-        wrap_pyfunction!(local::_thread_runtimes, m)?,
+        "_thread_drivers",
+        wrap_pyfunction!(blocking::_thread_drivers, m)?,
     )?;
     Ok(())
 }

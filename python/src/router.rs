@@ -6,9 +6,9 @@
 //! anything is sent.
 
 use crate::awaitable::{Answer, LoopIo, awaitable};
+use crate::blocking::{self, SyncNet};
 use crate::errors::{self, Secrets};
 use crate::json;
-use crate::local::{self, PoolKey};
 use crate::route::Route;
 use crate::runtime::{fork_generation, runtime};
 use crate::stream::{AsyncStream, SyncStream};
@@ -18,7 +18,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 /// An in-process LLM-provider router. Thread-safe: share one across threads and tasks.
@@ -28,8 +28,6 @@ pub(crate) struct PyRouter {
     builder: RouterBuilder,
     /// The router of this process (see [`PyRouter::router`]).
     driver: Mutex<ProcessRouter>,
-    /// Names this router's connection pools on the threads its sync calls ran on.
-    pool_key: PoolKey,
     policy: &'static str,
     secrets: Arc<Secrets>,
     /// The TLS trust of attempts an event loop sends itself (HTTP/1.1 only), made at the first
@@ -37,10 +35,13 @@ pub(crate) struct PyRouter {
     loop_tls: OnceLock<Option<Arc<rustls::ClientConfig>>>,
 }
 
-/// A router and the fork generation it was built in.
+/// A router, the connections of its sync calls, and the fork generation they were made in.
 struct ProcessRouter {
     generation: usize,
     router: Router,
+    /// Made at the first sync call; `None` inside if it could not be (those calls then use the
+    /// runtime's pool).
+    sync_net: OnceLock<Option<Arc<SyncNet>>>,
 }
 
 /// Every API key a provider list names (`api_key`, or the value of `api_key_env`), read before
@@ -112,18 +113,47 @@ pub(crate) fn completion<'py>(
     Ok(obj)
 }
 
+impl ProcessRouter {
+    fn new(generation: usize, router: Router) -> Self {
+        ProcessRouter {
+            generation,
+            router,
+            sync_net: OnceLock::new(),
+        }
+    }
+}
+
 impl PyRouter {
-    /// This process's router. In a forked child, the parent's is left as it is (its timer and
-    /// connections belong to threads this process does not have; dropping it could block on a
-    /// lock a parent thread held at the fork) and a new one is built: fresh routing state, the
-    /// same configuration.
+    /// This process's router (see [`Self::process_router`]).
     fn router(&self, py: Python<'_>) -> PyResult<Router> {
-        let mut driver = self
+        Ok(self.process_router(py)?.router.clone())
+    }
+
+    /// This process's router and the connections of its sync calls.
+    fn sync_router(&self, py: Python<'_>) -> PyResult<(Router, Option<Arc<SyncNet>>)> {
+        let process = self.process_router(py)?;
+        let net = process.sync_net.get_or_init(|| {
+            #[cfg(unix)]
+            return self
+                .loop_tls(&process.router)
+                .map(|tls| Arc::new(SyncNet::new(tls, process.router.connect_timeout())));
+            #[cfg(not(unix))]
+            None
+        });
+        Ok((process.router.clone(), net.clone()))
+    }
+
+    /// This process's router and sync connections. In a forked child, the parent's are left as
+    /// they are (its timer and connections belong to threads this process does not have;
+    /// dropping them could block on a lock a parent thread held at the fork) and new ones are
+    /// made: fresh routing state, the same configuration.
+    fn process_router(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, ProcessRouter>> {
+        let mut process = self
             .driver
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let generation = fork_generation();
-        if driver.generation != generation {
+        if process.generation != generation {
             let router = {
                 let _entered = runtime().enter();
                 self.builder
@@ -131,10 +161,10 @@ impl PyRouter {
                     .build()
                     .map_err(|e| errors::build_error(py, &e, &self.secrets))?
             };
-            std::mem::forget(std::mem::replace(&mut driver.router, router));
-            driver.generation = generation;
+            let parents = std::mem::replace(&mut *process, ProcessRouter::new(generation, router));
+            std::mem::forget(parents);
         }
-        Ok(driver.router.clone())
+        Ok(process)
     }
 
     /// The TLS trust for attempts an event loop sends itself: the router's, HTTP/1.1 only.
@@ -274,11 +304,7 @@ impl PyRouter {
         };
         Ok(PyRouter {
             builder,
-            driver: Mutex::new(ProcessRouter {
-                generation: fork_generation(),
-                router,
-            }),
-            pool_key: PoolKey::default(),
+            driver: Mutex::new(ProcessRouter::new(fork_generation(), router)),
             policy,
             secrets: Arc::new(secrets),
             loop_tls: OnceLock::new(),
@@ -294,13 +320,13 @@ impl PyRouter {
         stream: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let request = self.parse(py, request, stream)?;
+        let (router, net) = self.sync_router(py)?;
         if request.stream() {
-            let (chunks, home) =
-                local::start_stream(py, &self.router(py)?, &self.pool_key, request)?;
+            let (chunks, home) = blocking::start_stream(py, router, net.as_deref(), request)?;
             let stream = SyncStream::new(chunks, home, self.secrets.clone());
             return Ok(Bound::new(py, stream)?.into_any());
         }
-        match local::call(py, &self.router(py)?, &self.pool_key, request)? {
+        match blocking::call(py, router, net.as_deref(), request)? {
             Ok(routed) => completion(py, &routed, &self.secrets),
             Err(e) => Err(errors::route_error(py, &e, &self.secrets)),
         }

@@ -1,12 +1,15 @@
-//! The extension's multi-thread tokio runtime: async calls, streams and every router's timer task
-//! run on it. Sync unary calls run on their own thread ([`crate::local`]).
+//! The extension's multi-thread tokio runtime: every router's timer task, DNS lookups and connect
+//! timeouts run on it, and so do the calls that cannot run on their caller's thread (no fd-watching
+//! event loop, not Unix). Sync calls and streams run on their caller's thread
+//! ([`crate::blocking`]), awaited ones on the event loop's ([`crate::bridge`]).
 //!
 //! One runtime per process. A forked child (multiprocessing's default start method on Linux,
 //! prefork servers) inherits the parent's runtime without its worker threads: anything spawned
 //! there would never run, so every call would hang. `os.register_at_fork` bumps a generation
-//! counter in the child, and everything process-bound (this runtime, each thread's sync runtime,
-//! each router's driver) is rebuilt when it finds the generation changed. The parent's copies
-//! are left alone, never dropped: dropping them would close descriptors the parent still uses.
+//! counter in the child, and everything process-bound (this runtime, each thread's sync driver,
+//! each router's driver and sync pool) is rebuilt when it finds the generation changed. The
+//! parent's copies are left alone, never dropped: dropping them would close descriptors the
+//! parent still uses.
 
 use pyo3::prelude::*;
 use pyo3_async_runtimes::TaskLocals;
@@ -33,7 +36,7 @@ pub(crate) fn fork_generation() -> usize {
 #[pyfunction]
 fn _after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
-    crate::local::after_fork_in_child();
+    crate::blocking::after_fork_in_child();
 }
 
 /// Registers the fork hook, where the platform can fork (not Windows). Called once, at module

@@ -10,7 +10,6 @@
 use crate::awaitable::{Answer, awaitable};
 use crate::errors::{self, RouterError, Secrets};
 use crate::json;
-use crate::local::settle_on;
 use crate::route::Route;
 use crate::runtime::{self, SIGNAL_CHECK, fork_generation, runtime};
 use bytes::Bytes;
@@ -20,7 +19,9 @@ use futures_util::StreamExt;
 use pyo3::exceptions::PyStopAsyncIteration;
 use pyo3::prelude::*;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::runtime::Runtime;
+
+#[cfg(unix)]
+use crate::net::poll::Driver;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -37,20 +38,26 @@ enum Step {
     Closed,
 }
 
-/// The runtime a sync stream's attempts run on, which reading it drives.
+/// Where a sync stream's attempts run (`crate::blocking`).
 pub(crate) enum StreamHome {
     /// The extension's shared runtime.
     Shared,
-    /// The runtime of the thread that started it (`crate::local`). Reading it from another
-    /// thread drives that runtime from there, which tokio allows.
-    Thread(Arc<Runtime>),
+    /// A blocking driver of the stream's own, driven by whichever thread reads the stream.
+    #[cfg(unix)]
+    Driver(Arc<Driver>),
 }
 
 impl StreamHome {
-    fn runtime(&self) -> &Runtime {
+    /// Waits up to [`SIGNAL_CHECK`] for the stream's next item; `None` if none came.
+    fn next(&self, stream: &mut ChunkStream) -> Option<Option<Result<Bytes, RouteError>>> {
         match self {
-            StreamHome::Shared => runtime(),
-            StreamHome::Thread(runtime) => runtime,
+            StreamHome::Shared => runtime()
+                .block_on(async { tokio::time::timeout(SIGNAL_CHECK, stream.next()).await })
+                .ok(),
+            #[cfg(unix)]
+            StreamHome::Driver(driver) => {
+                driver.run(std::pin::Pin::new(&mut stream.next()), SIGNAL_CHECK)
+            }
         }
     }
 }
@@ -79,20 +86,19 @@ impl SyncStream {
 
     /// Waits up to [`SIGNAL_CHECK`] for the next item, without the GIL.
     fn step(&self, py: Python<'_>) -> Step {
-        let rt = self.home.runtime();
         py.detach(|| {
             let mut slot = lock(&self.stream);
             let Some(stream) = slot.as_mut() else {
                 return Step::Closed;
             };
-            match rt.block_on(async { tokio::time::timeout(SIGNAL_CHECK, stream.next()).await }) {
-                Err(_elapsed) => Step::Pending,
-                Ok(Some(Ok(chunk))) => Step::Chunk(chunk),
-                Ok(Some(Err(error))) => {
+            match self.home.next(stream) {
+                None => Step::Pending,
+                Some(Some(Ok(chunk))) => Step::Chunk(chunk),
+                Some(Some(Err(error))) => {
                     *slot = None;
                     Step::Failed(error)
                 }
-                Ok(None) => {
+                Some(None) => {
                     let route = stream
                         .routed()
                         .map(|routed| Route::from_routed(routed, &self.secrets));
@@ -107,8 +113,8 @@ impl SyncStream {
         py.detach(|| self.cancel());
     }
 
-    /// Drops an unfinished stream, which cancels the request, and lets a thread runtime close the
-    /// cancelled attempts' connections.
+    /// Drops an unfinished stream, which cancels the request, and has its driver drop the
+    /// cancelled attempts (their connections close now).
     fn cancel(&self) {
         let Some(stream) = lock(&self.stream).take() else {
             return;
@@ -120,8 +126,9 @@ impl SyncStream {
             return;
         }
         drop(stream);
-        if let StreamHome::Thread(runtime) = &self.home {
-            settle_on(runtime);
+        #[cfg(unix)]
+        if let StreamHome::Driver(driver) = &self.home {
+            driver.settle();
         }
     }
 }

@@ -18,10 +18,8 @@ import pytest
 from f3dx_router import DeadlineExceededError, Router, RouterError, _native
 from conftest import MockServer, request
 
-# Sync calls a thread makes on the shared runtime before it gets one of its own, and how many
-# threads may have one at once (`python/src/local.rs`).
-SHARED_CALLS_BEFORE_LOCAL = 2
-MAX_THREAD_RUNTIMES = 64
+# How many threads may keep a sync driver at once (`python/src/blocking.rs`).
+MAX_THREAD_DRIVERS = 64
 
 
 def test_hedged_loser_is_disconnected(mock: MockServer) -> None:
@@ -60,7 +58,7 @@ def test_sixteen_threads_lose_nothing(mock: MockServer) -> None:
 
 
 def test_short_lived_threads_share_the_routers_pool(mock: MockServer) -> None:
-    # A thread per request: each makes one call and ends. They reuse the shared pool's
+    # A thread per request: each makes one call and ends. They reuse the router's pooled
     # connection instead of opening one (and a TLS session) each.
     r = Router(providers=[mock.provider("a")])
 
@@ -69,82 +67,78 @@ def test_short_lived_threads_share_the_routers_pool(mock: MockServer) -> None:
         t.start()
         t.join()
 
-    one_call_in_a_new_thread()  # opens the shared pool's connection
+    one_call_in_a_new_thread()  # opens the pool's connection
     before = mock.connections()
     for _ in range(10):
         one_call_in_a_new_thread()
-    # The stats request's own connection, and at most one more if the pool had not taken its
-    # connection back yet when a thread called: not one per thread.
-    assert mock.connections() - before <= 2
+    # The stats request's own connection: not one per thread.
+    assert mock.connections() - before <= 1
     assert r._in_flight() == (0, 0, 0)
 
 
-def test_a_busy_thread_gets_its_own_connection_and_closes_it_when_it_exits(mock: MockServer) -> None:
-    # After its first calls, a thread's calls run on the thread itself, over a pool of its own.
+def test_threads_share_one_pool_and_dropping_the_router_closes_it(mock: MockServer) -> None:
+    # Sync calls of every thread take their connections from the router's one pool: eight
+    # threads calling at once hold at most eight, the next eight threads reuse them, and the
+    # router's end closes them.
     r = Router(providers=[mock.provider("a")])
-    shared_done = threading.Barrier(9)
-    go_on = threading.Event()
-    own_done = threading.Barrier(9)
-    leave = threading.Event()
+    time.sleep(0.2)  # connections of earlier tests' routers finish closing
+    base_open = mock.open_connections()
 
-    def work() -> None:
-        for _ in range(SHARED_CALLS_BEFORE_LOCAL):
-            assert r.chat_completions(request())["object"] == "chat.completion"
-        shared_done.wait()
-        go_on.wait()
-        for _ in range(3):
-            assert r.chat_completions(request())["object"] == "chat.completion"
-        own_done.wait()
-        leave.wait()
+    def batch() -> None:
+        start = threading.Barrier(8)
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(8)]
-    for t in threads:
-        t.start()
-    try:
-        shared_done.wait(timeout=10)
-        time.sleep(0.2)  # connections of earlier tests' routers finish closing
-        base = mock.open_connections()
-        go_on.set()
-        own_done.wait(timeout=10)
-        assert mock.open_connections() == base + 8  # one kept-alive connection per thread
-    finally:
-        go_on.set()
-        leave.set()
-    for t in threads:
-        t.join()
-    assert mock.wait_for(lambda: mock.open_connections() == base)
-    # The thread that stays keeps routing.
-    assert r.chat_completions(request()).route.provider == "a"
+        def work() -> None:
+            start.wait()
+            for _ in range(5):
+                assert r.chat_completions(request())["object"] == "chat.completion"
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    for _ in range(8):
+        mock.script("a", {"delay_ms": 300})  # the first batch's first calls overlap: 8 opened
+    batch()
+    assert mock.open_connections() - base_open <= 8
+    opened = mock.connections()
+    batch()
+    # The stats request's own connection only: the second batch opened none.
+    assert mock.connections() - opened <= 1
     assert r._in_flight() == (0, 0, 0)
+    del r
+    gc.collect()
+    assert mock.wait_for(lambda: mock.open_connections() == base_open)
 
 
-def test_threads_beyond_the_cap_stay_on_the_shared_runtime(mock: MockServer) -> None:
-    # Every thread runtime holds descriptors: at most MAX_THREAD_RUNTIMES exist at once, and the
-    # calls of the other threads go through the shared runtime, losing nothing.
+def test_threads_beyond_the_cap_make_a_driver_per_call(mock: MockServer) -> None:
+    # Every thread's driver holds a socketpair: at most MAX_THREAD_DRIVERS threads keep one, the
+    # calls of the others make their own, losing nothing, and an ended thread's goes with it.
     r = Router(providers=[mock.provider("a")])
-    before = _native._thread_runtimes()
-    called = threading.Barrier(MAX_THREAD_RUNTIMES + 17)
+    before = _native._thread_drivers()
+    called = threading.Barrier(MAX_THREAD_DRIVERS + 17)
     leave = threading.Event()
     served: list[str] = []
 
     def work() -> None:
-        for _ in range(SHARED_CALLS_BEFORE_LOCAL + 2):
+        for _ in range(3):
             served.append(r.chat_completions(request()).route.provider)
         called.wait()
         leave.wait()
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(MAX_THREAD_RUNTIMES + 16)]
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(MAX_THREAD_DRIVERS + 16)]
     for t in threads:
         t.start()
     try:
         called.wait(timeout=30)
-        assert _native._thread_runtimes() == MAX_THREAD_RUNTIMES
+        assert _native._thread_drivers() == MAX_THREAD_DRIVERS
     finally:
         leave.set()
     for t in threads:
         t.join()
-    assert served == ["a"] * ((MAX_THREAD_RUNTIMES + 16) * (SHARED_CALLS_BEFORE_LOCAL + 2))
-    assert mock.wait_for(lambda: _native._thread_runtimes() == before)
+    assert served == ["a"] * ((MAX_THREAD_DRIVERS + 16) * 3)
+    assert mock.wait_for(lambda: _native._thread_drivers() == before)
     assert r._in_flight() == (0, 0, 0)
 
 

@@ -1,8 +1,9 @@
-//! The futures one event loop's thread polls: awaited calls (each with the asyncio future its
-//! answer goes to) and HTTP attempts. A job's waker queues its id; the loop thread polls queued
-//! jobs in [`Jobs::drain`]. A waker run on another thread (a tokio timer, the machine's lock
-//! holder) also writes one byte to the loop's wake-up socketpair, unless the loop thread is
-//! draining already (it will see the id before it stops).
+//! The futures one thread polls: on an event loop's thread, awaited calls (each with the asyncio
+//! future its answer goes to) and HTTP attempts; in a blocking driver, HTTP attempts. A job's
+//! waker queues its id; the owning thread polls queued jobs in [`Jobs::drain`]. A waker run on
+//! another thread (a tokio timer, the machine's lock holder) also writes one byte to the wake-up
+//! socketpair, unless the owning thread is draining already (it will see the id before it
+//! stops).
 
 use crate::awaitable::Answer;
 use crate::runtime::runtime;
@@ -36,6 +37,9 @@ struct Job {
     work: Work,
     waker: Waker,
 }
+
+/// The id no job has: what [`Jobs::nudge`] queues.
+const NO_JOB: u64 = u64::MAX;
 
 #[derive(Default)]
 struct Queued {
@@ -135,6 +139,11 @@ impl Jobs {
         self.add(Work::Attempt(attempt))
     }
 
+    /// Wakes the owning thread as a woken job would, for a future it polls itself.
+    pub(crate) fn nudge(&self) {
+        self.queue.push(NO_JOB, false);
+    }
+
     /// Drops job `id` at the next drain, from any thread.
     pub(crate) fn abort(&self, id: u64) {
         self.queue.push(id, true);
@@ -146,12 +155,16 @@ impl Jobs {
         drop_in_runtime(job);
     }
 
-    /// Drops every job (the loop is going away), and every job added from now on. Taken out
-    /// first: dropping a call cancels its request, which may abort attempts or start new ones.
+    /// Drops every job (the loop or thread is going away) and every job added from now on, on
+    /// the runtime: this may run in a thread-local's destructor, where tokio's own thread-locals
+    /// are gone. Taken out first: dropping a call cancels its request, which may abort attempts
+    /// or start new ones.
     pub(crate) fn clear(&self) {
         self.closed.store(true, Ordering::Release);
         let jobs = std::mem::take(&mut *lock(&self.jobs));
-        drop_in_runtime(jobs);
+        if !jobs.is_empty() {
+            runtime().spawn(async move { drop(jobs) });
+        }
     }
 
     /// Visits the asyncio futures of the calls in flight, for the garbage collector.
@@ -168,10 +181,10 @@ impl Jobs {
         Ok(())
     }
 
-    /// Polls woken jobs and drops aborted ones until none is left, on the loop thread.
-    /// `first` runs once the queue knows the loop thread is draining (so whatever it wakes is
+    /// Polls woken jobs and drops aborted ones until none is left, on the owning thread.
+    /// `first` runs once the queue knows that thread is draining (so whatever it wakes is
     /// picked up here without a wake-up byte).
-    pub(crate) fn drain(&self, py: Python<'_>, first: impl FnOnce()) {
+    pub(crate) fn drain(&self, first: impl FnOnce()) {
         lock(&self.queue.queued).draining = true;
         first();
         loop {
@@ -191,18 +204,19 @@ impl Jobs {
                 let Some(job) = lock(&self.jobs).remove(&id) else {
                     continue;
                 };
-                self.poll(py, id, job);
+                self.poll(id, job);
             }
         }
     }
 
-    fn poll(&self, py: Python<'_>, id: u64, mut job: Job) {
+    fn poll(&self, id: u64, mut job: Job) {
         let _entered = runtime().enter();
         let mut cx = Context::from_waker(&job.waker);
         let done = match &mut job.work {
             Work::Call { call, future } => match call.as_mut().poll(&mut cx) {
                 Poll::Ready(answer) => {
-                    deliver(py, future, answer);
+                    // Only the loop thread, which holds the GIL, has calls to poll.
+                    Python::attach(|py| deliver(py, future, answer));
                     true
                 }
                 Poll::Pending => false,

@@ -1,7 +1,7 @@
-//! Sockets whose readiness comes from the asyncio loop: a [`LoopSocket`] is a non-blocking TCP
-//! stream; when a read or write would block it records the waker, and the loop's [`Reactor`]
-//! asks asyncio to watch the fd (`add_reader` / `add_writer`). asyncio calls back on the loop
-//! thread, which wakes the waiting job there: no other thread takes part in the exchange.
+//! Readiness from the asyncio loop: when a [`super::socket::Socket`] of a loop would block, its
+//! waker is recorded here and the loop's [`Reactor`] asks asyncio to watch the fd
+//! (`add_reader` / `add_writer`). asyncio calls back on the loop thread, which wakes the waiting
+//! job there: no other thread takes part in the exchange.
 //!
 //! Registrations are added after the jobs have been polled ([`Reactor::sync`], which holds the
 //! GIL), and removed lazily: a reader stays registered across requests on a pooled connection
@@ -9,16 +9,14 @@
 //! closed at once: its fd number could be reused by a new socket before asyncio forgot it. It
 //! waits in the graveyard until `sync` has removed its registrations.
 
+use super::socket::Readiness;
 use pyo3::intern;
 use pyo3::prelude::*;
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use std::task::Waker;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -39,7 +37,7 @@ struct State {
     /// Wants a registration asyncio does not have yet.
     to_add: Vec<RawFd>,
     /// Dropped while registered: closed once asyncio no longer watches them.
-    graveyard: Vec<TcpStream>,
+    graveyard: Vec<Arc<TcpStream>>,
 }
 
 /// The fds one event loop watches for its jobs.
@@ -48,15 +46,8 @@ pub(crate) struct Reactor {
     state: Mutex<State>,
 }
 
-/// Which readiness a callback reports.
-#[derive(Clone, Copy)]
-pub(crate) enum Readiness {
-    Read,
-    Write,
-}
-
 impl Reactor {
-    fn want(&self, fd: RawFd, readiness: Readiness, waker: &Waker) {
+    pub(crate) fn want(&self, fd: RawFd, readiness: Readiness, waker: &Waker) {
         let mut state = lock(&self.state);
         let interest = state.fds.entry(fd).or_default();
         let (slot, registered) = match readiness {
@@ -154,7 +145,7 @@ impl Reactor {
     }
 
     /// `stream` is dropped: it closes now if asyncio never watched it, else at the next `sync`.
-    fn bury(&self, stream: TcpStream) {
+    pub(crate) fn bury(&self, stream: Arc<TcpStream>) {
         let fd = stream.as_raw_fd();
         let mut state = lock(&self.state);
         match state.fds.remove(&fd) {
@@ -174,126 +165,4 @@ fn remove(event_loop: &Bound<'_, PyAny>, fd: RawFd, readiness: Readiness) -> PyR
     };
     event_loop.call_method1(method, (fd,))?;
     Ok(())
-}
-
-/// A non-blocking TCP stream driven by its loop's [`Reactor`].
-pub(crate) struct LoopSocket {
-    stream: Option<TcpStream>,
-    fd: RawFd,
-    reactor: Arc<Reactor>,
-}
-
-impl LoopSocket {
-    /// `stream` must be non-blocking.
-    pub(crate) fn new(stream: TcpStream, reactor: Arc<Reactor>) -> Self {
-        LoopSocket {
-            fd: stream.as_raw_fd(),
-            stream: Some(stream),
-            reactor,
-        }
-    }
-
-    fn stream(&self) -> io::Result<&TcpStream> {
-        self.stream
-            .as_ref()
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
-    }
-
-    /// Runs `op` until it stops being interrupted; a would-block registers `readiness`.
-    fn poll_io<T>(
-        &self,
-        cx: &mut Context<'_>,
-        readiness: Readiness,
-        mut op: impl FnMut(&TcpStream) -> io::Result<T>,
-    ) -> Poll<io::Result<T>> {
-        loop {
-            match op(self.stream()?) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.reactor.want(self.fd, readiness, cx.waker());
-                    return Poll::Pending;
-                }
-                other => return Poll::Ready(other),
-            }
-        }
-    }
-
-    /// Ready once the socket is writable: how a non-blocking connect completes.
-    pub(crate) fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // A zero-length probe cannot tell; ask the kernel through the connect's own error.
-        let stream = self.stream()?;
-        match stream.peer_addr() {
-            Ok(_) => Poll::Ready(Ok(())),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                if let Some(error) = stream.take_error()? {
-                    return Poll::Ready(Err(error));
-                }
-                self.reactor.want(self.fd, Readiness::Write, cx.waker());
-                Poll::Pending
-            }
-            Err(e) => Poll::Ready(Err(e)),
-        }
-    }
-}
-
-impl Drop for LoopSocket {
-    fn drop(&mut self) {
-        if let Some(stream) = self.stream.take() {
-            self.reactor.bury(stream);
-        }
-    }
-}
-
-impl AsyncRead for LoopSocket {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let n = match self.poll_io(cx, Readiness::Read, |mut s| {
-            s.read(buf.initialize_unfilled())
-        }) {
-            Poll::Ready(Ok(n)) => n,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
-        };
-        buf.advance(n);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for LoopSocket {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, Readiness::Write, |mut s| s.write(data))
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, Readiness::Write, |mut s| s.write_vectored(bufs))
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let result = self
-            .stream()
-            .and_then(|s| s.shutdown(std::net::Shutdown::Write));
-        Poll::Ready(match result {
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-            other => other,
-        })
-    }
 }

@@ -1,9 +1,9 @@
-//! One HTTP attempt on the loop thread: take or open a connection, send the machine's request,
+//! One HTTP attempt as a job: take or open a connection, send the machine's request,
 //! feed the response to the machine through the attempt's sink, and pool the connection again if
 //! the response was read to its end.
 
 use super::conn::{self, Conn, Driver, Pool, Target};
-use super::socket::Reactor;
+use super::socket::Watch;
 use bytes::Bytes;
 use f3dx_router_core::TransportErrorKind;
 use f3dx_router_tokio::ExternalAttempt;
@@ -19,9 +19,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// What an attempt needs from its loop and its router.
+/// What an attempt needs from where it runs and from its router.
+#[derive(Clone)]
 pub(crate) struct Ends {
-    pub(crate) reactor: Arc<Reactor>,
+    pub(crate) watch: Watch,
     pub(crate) pool: Arc<Pool>,
     pub(crate) tls: Arc<rustls::ClientConfig>,
     pub(crate) connect_timeout: Duration,
@@ -41,10 +42,9 @@ pub(crate) async fn run(ends: Ends, attempt: ExternalAttempt) {
             return;
         }
     };
-    let pooled = poll_fn(|cx| Poll::Ready(ends.pool.take(&target.key, cx))).await;
-    let mut conn = match pooled {
+    let mut conn = match ends.pool.take(&target.key) {
         Some(conn) => conn,
-        None => match conn::connect(&target, &ends.reactor, ends.connect_timeout).await {
+        None => match conn::connect(&target, &ends.watch, ends.connect_timeout).await {
             Ok(conn) => conn,
             Err(kind) => {
                 sink.fail(kind);
@@ -76,7 +76,7 @@ pub(crate) async fn run(ends: Ends, attempt: ExternalAttempt) {
     let complete = sink
         .response(parts.status.as_u16(), parts.headers, body, hyper_kind)
         .await;
-    if complete && poll_fn(|cx| Poll::Ready(conn.reusable(cx))).await {
+    if complete && conn.reusable() {
         ends.pool.put(target.key, conn);
     }
 }

@@ -1,12 +1,12 @@
-//! HTTP/1.1 connections on the loop thread: resolve, connect, TLS, hyper's client handshake, and
-//! the loop's pool of idle keep-alive connections.
+//! HTTP/1.1 connections for jobs: resolve, connect, TLS, hyper's client handshake, and a pool of
+//! idle keep-alive connections (one per event loop; one per router for sync calls).
 //!
 //! A connection is owned by the one attempt using it, which polls hyper's connection future
 //! together with its request: dropping the attempt (a cancel) drops the socket, and the provider
 //! sees the disconnect. Idle connections are not polled; one taken from the pool is polled once
 //! first, which notices a connection the provider closed meanwhile.
 
-use super::socket::{LoopSocket, Reactor};
+use super::socket::{Socket, Watch};
 use bytes::Bytes;
 use f3dx_router_core::TransportErrorKind;
 use f3dx_router_tokio::classify_error;
@@ -20,14 +20,14 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::client::TlsStream;
 
-/// Idle connections kept per host. One loop carries every concurrent call of its thread, so its
-/// pool must hold as many connections as calls in flight to one host; past this, a burst's
-/// extra connections are closed when it ends.
+/// Idle connections kept per host. One pool carries every concurrent call of its loop (or, for
+/// sync calls, of every thread), so it must hold as many connections as calls in flight to one
+/// host; past this, a burst's extra connections are closed when it ends.
 const MAX_IDLE_PER_HOST: usize = 256;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -36,8 +36,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A connection's byte stream: plain TCP, or TLS over it.
 pub(crate) enum Io {
-    Plain(LoopSocket),
-    Tls(Box<TlsStream<LoopSocket>>),
+    Plain(Socket),
+    Tls(Box<TlsStream<Socket>>),
 }
 
 impl AsyncRead for Io {
@@ -120,9 +120,11 @@ impl Driver {
 }
 
 impl Conn {
-    /// Whether another request may be sent on it.
-    pub(crate) fn reusable(&mut self, cx: &mut Context<'_>) -> bool {
-        !self.driver.poll(cx) && self.sender.is_ready()
+    /// Whether another request may be sent on it. Polls its IO once, with nobody to wake: an
+    /// idle connection is only looked at again when it is taken from the pool.
+    pub(crate) fn reusable(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        !self.driver.poll(&mut cx) && self.sender.is_ready()
     }
 }
 
@@ -162,7 +164,7 @@ impl Target {
     }
 }
 
-/// One loop's idle keep-alive connections.
+/// Idle keep-alive connections, by where they go.
 #[derive(Default)]
 pub(crate) struct Pool {
     idle: Mutex<HashMap<PoolKey, Vec<Conn>>>,
@@ -170,10 +172,10 @@ pub(crate) struct Pool {
 
 impl Pool {
     /// A pooled connection still open, most recently used first.
-    pub(crate) fn take(&self, key: &PoolKey, cx: &mut Context<'_>) -> Option<Conn> {
+    pub(crate) fn take(&self, key: &PoolKey) -> Option<Conn> {
         loop {
             let mut conn = lock(&self.idle).get_mut(key)?.pop()?;
-            if conn.reusable(cx) {
+            if conn.reusable() {
                 return Some(conn);
             }
         }
@@ -187,7 +189,7 @@ impl Pool {
         }
     }
 
-    /// Drops every idle connection (the loop is going away).
+    /// Drops every idle connection (its loop or router is going away).
     pub(crate) fn clear(&self) -> HashMap<PoolKey, Vec<Conn>> {
         std::mem::take(&mut *lock(&self.idle))
     }
@@ -196,23 +198,23 @@ impl Pool {
 /// Opens a connection to `target`: resolve, TCP, TLS, HTTP/1.1 handshake, all within `timeout`.
 pub(crate) async fn connect(
     target: &Target,
-    reactor: &Arc<Reactor>,
+    watch: &Watch,
     timeout: Duration,
 ) -> Result<Conn, TransportErrorKind> {
     // Made within the extension runtime's context (jobs are polled inside it), so its timer
-    // runs there and wakes this job through the loop's queue.
-    match tokio::time::timeout(timeout, open(target, reactor)).await {
+    // runs there and wakes this job through its thread's queue.
+    match tokio::time::timeout(timeout, open(target, watch)).await {
         Ok(result) => result,
         Err(_) => Err(TransportErrorKind::Timeout),
     }
 }
 
-async fn open(target: &Target, reactor: &Arc<Reactor>) -> Result<Conn, TransportErrorKind> {
+async fn open(target: &Target, watch: &Watch) -> Result<Conn, TransportErrorKind> {
     let addrs = resolve(&target.key.host, target.key.port).await?;
     let mut last = TransportErrorKind::Refused;
     let mut socket = None;
     for addr in addrs {
-        match tcp(addr, reactor).await {
+        match tcp(addr, watch).await {
             Ok(s) => {
                 socket = Some(s);
                 break;
@@ -249,7 +251,7 @@ async fn open(target: &Target, reactor: &Arc<Reactor>) -> Result<Conn, Transport
 }
 
 /// The addresses of `host`: an IP literal as is, a name through the runtime's resolver (on its
-/// blocking pool, so the loop never waits on DNS).
+/// blocking pool, so a loop never waits on DNS).
 async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, TransportErrorKind> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
@@ -266,8 +268,8 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, TransportErro
     Ok(addrs)
 }
 
-/// A non-blocking TCP connect, completed when asyncio reports the socket writable.
-async fn tcp(addr: SocketAddr, reactor: &Arc<Reactor>) -> io::Result<LoopSocket> {
+/// A non-blocking TCP connect, completed when the socket is reported writable.
+async fn tcp(addr: SocketAddr, watch: &Watch) -> io::Result<Socket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -281,7 +283,7 @@ async fn tcp(addr: SocketAddr, reactor: &Arc<Reactor>) -> io::Result<LoopSocket>
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
         Err(e) => return Err(e),
     }
-    let socket = LoopSocket::new(TcpStream::from(socket), reactor.clone());
+    let socket = Socket::new(TcpStream::from(socket), watch.clone());
     poll_fn(|cx| socket.poll_writable(cx)).await?;
     Ok(socket)
 }

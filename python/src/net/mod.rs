@@ -1,0 +1,128 @@
+//! HTTP done by the thread that waits for the call: the asyncio loop's own thread for awaited
+//! calls, the calling thread for sync calls and sync streams.
+//!
+//! A call whose attempts go through the extension runtime's pool has them served by tokio's
+//! worker threads: every call then crosses threads twice (to a worker and back), which costs
+//! more than the loopback round trip itself. Here the call's router clone hands its HTTP
+//! attempts to the waiting thread ([`Spawner`]), which connects, writes and reads itself, told
+//! when a socket is ready by asyncio or by `poll(2)`. Routing is unchanged: the machine, its lock
+//! and its timers are the router's, shared with every other call.
+//!
+//! - [`jobs`]: the futures a thread polls, and their wakers.
+//! - [`socket`]: non-blocking sockets, and who watches them ([`socket::Watch`]).
+//! - [`asyncio`]: readiness through the loop's `add_reader` / `add_writer`.
+//! - [`poll`]: the blocking driver of sync calls and streams.
+//! - [`conn`]: connect, TLS, HTTP/1.1, and pools of idle connections.
+//! - [`attempt`]: one attempt, from the machine's request to its sink.
+
+pub(crate) mod asyncio;
+mod attempt;
+mod conn;
+pub(crate) mod jobs;
+pub(crate) mod poll;
+pub(crate) mod socket;
+
+use f3dx_router_tokio::{AttemptAbort, AttemptSpawner, ExternalAttempt};
+use jobs::Jobs;
+use socket::Watch;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What one event loop's thread does its HTTP with.
+pub(crate) struct LoopIo {
+    pub(crate) jobs: Arc<Jobs>,
+    pub(crate) reactor: Arc<asyncio::Reactor>,
+    pool: Arc<conn::Pool>,
+}
+
+impl LoopIo {
+    pub(crate) fn new(jobs: Jobs) -> Self {
+        LoopIo {
+            jobs: Arc::new(jobs),
+            reactor: Arc::default(),
+            pool: Arc::default(),
+        }
+    }
+
+    /// A spawner sending on this loop with a router's TLS trust and connect timeout.
+    pub(crate) fn spawner(
+        &self,
+        tls: Arc<rustls::ClientConfig>,
+        connect_timeout: Duration,
+    ) -> Arc<dyn AttemptSpawner> {
+        Arc::new(Spawner {
+            jobs: self.jobs.clone(),
+            ends: attempt::Ends {
+                watch: Watch::Asyncio(self.reactor.clone()),
+                pool: self.pool.clone(),
+                tls,
+                connect_timeout,
+            },
+        })
+    }
+
+    /// Drops every job and idle connection (the loop is going away).
+    pub(crate) fn clear(&self) {
+        self.jobs.clear();
+        drop(self.pool.clear());
+    }
+}
+
+/// What the sync calls of one router send with: one pool of idle connections for every thread,
+/// the router's TLS trust and connect timeout.
+pub(crate) struct SyncNet {
+    pool: Arc<conn::Pool>,
+    tls: Arc<rustls::ClientConfig>,
+    connect_timeout: Duration,
+}
+
+impl SyncNet {
+    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, connect_timeout: Duration) -> Self {
+        SyncNet {
+            pool: Arc::default(),
+            tls,
+            connect_timeout,
+        }
+    }
+
+    /// A spawner whose attempts are jobs of `driver`.
+    pub(crate) fn spawner(&self, driver: &poll::Driver) -> Arc<dyn AttemptSpawner> {
+        Arc::new(Spawner {
+            jobs: driver.jobs().clone(),
+            ends: attempt::Ends {
+                watch: Watch::Poll,
+                pool: self.pool.clone(),
+                tls: self.tls.clone(),
+                connect_timeout: self.connect_timeout,
+            },
+        })
+    }
+}
+
+/// Starts a router's attempts as jobs of one thread.
+struct Spawner {
+    jobs: Arc<Jobs>,
+    ends: attempt::Ends,
+}
+
+impl AttemptSpawner for Spawner {
+    fn spawn(&self, attempt: ExternalAttempt) -> Box<dyn AttemptAbort> {
+        let run = attempt::run(self.ends.clone(), attempt);
+        let id = self.jobs.add_attempt(Box::pin(run));
+        Box::new(JobAbort {
+            jobs: self.jobs.clone(),
+            id,
+        })
+    }
+}
+
+struct JobAbort {
+    jobs: Arc<Jobs>,
+    id: u64,
+}
+
+impl AttemptAbort for JobAbort {
+    fn abort(&self) {
+        self.jobs.abort(self.id);
+    }
+}
