@@ -214,8 +214,8 @@ def test_cancelling_a_task_reading_a_stream_cancels(mock: MockServer) -> None:
 
 
 def test_a_stream_started_on_one_thread_reads_on_another_while_the_first_is_busy(mock: MockServer) -> None:
-    # A thread past its first calls starts streams on its own runtime. Another thread reading
-    # one drives that runtime itself, even while the first thread waits on a call of its own.
+    # A sync stream has a driver of its own. Another thread reading it drives it there, even
+    # while the thread that started it waits on a call of its own.
     r = Router(providers=[mock.provider("a")])
     slow = Router(providers=[mock.provider("slow")])
     mock.script("slow", {"delay_ms": 1500})
@@ -231,7 +231,7 @@ def test_a_stream_started_on_one_thread_reads_on_another_while_the_first_is_busy
 
     reader = threading.Thread(target=read)
     reader.start()
-    slow.chat_completions(request())  # this thread blocks on its own runtime meanwhile
+    slow.chat_completions(request())  # this thread blocks on its own driver meanwhile
     returned_at = time.monotonic()
     reader.join(timeout=10)
     assert len(chunks) > 1 and stream.route is not None and stream.route.provider == "a"
@@ -241,7 +241,7 @@ def test_a_stream_started_on_one_thread_reads_on_another_while_the_first_is_busy
 
 def test_a_sync_stream_sends_its_request_before_it_is_read(mock: MockServer) -> None:
     r = Router(providers=[mock.provider("a")])
-    for _ in range(3):  # past the thread's shared calls, with a connection in its own pool
+    for _ in range(3):  # with a pooled connection
         r.chat_completions(request())
     stream = r.chat_completions(STREAMING)
     assert mock.wait_for(lambda: len(mock.received("a")) == 4, timeout=2)
@@ -249,7 +249,7 @@ def test_a_sync_stream_sends_its_request_before_it_is_read(mock: MockServer) -> 
 
 
 def test_a_stream_outlives_the_thread_that_started_it(mock: MockServer) -> None:
-    # A producer thread starts the stream on its own runtime and ends; the consumer reads it.
+    # A producer thread starts the stream and ends; the consumer reads it.
     r = Router(providers=[mock.provider("a")])
     handed_over: list[Any] = []
 

@@ -1,6 +1,7 @@
-"""Awaited calls do their HTTP on the event loop's own thread: connections are pooled per loop,
-a connection the provider closes is not reused, and the loop is left watching nothing a call
-no longer needs."""
+"""Calls do their HTTP on the thread that waits for them: an awaited call on the event loop's
+thread (connections pooled per loop), a sync call on the calling thread (one pool per router).
+Either way a connection is reused, one the provider closes is not, and a cancelled attempt's
+socket is closed at once, leaving nothing watched that no call needs."""
 
 from __future__ import annotations
 
@@ -80,3 +81,35 @@ def test_a_closed_loop_closes_its_pooled_connections(mock: MockServer) -> None:
     gc.collect()
     assert mock.wait_for(lambda: mock.open_connections() == before)
     assert open_fds() == fds
+
+
+def test_sync_calls_share_one_connection(mock: MockServer) -> None:
+    r = Router(providers=[mock.provider("a")])
+    before = mock.connections()
+    assert [len(r.chat_completions(request()).route.attempts) for _ in range(20)] == [1] * 20
+    # One connection, and the stats request's own.
+    assert mock.connections() - before == 2
+
+
+def test_a_connection_the_provider_closes_is_not_reused_by_sync_calls(mock: MockServer) -> None:
+    mock.script("a", {"headers": {"connection": "close"}}, {})
+    r = Router(providers=[mock.provider("a")])
+    before = mock.connections()
+    calls = [r.chat_completions(request()) for _ in range(2)]
+    assert [[a.outcome for a in c.route.attempts] for c in calls] == [["success"], ["success"]]
+    assert mock.connections() - before == 3
+
+
+def test_sync_hedged_losers_leave_no_socket(mock: MockServer) -> None:
+    mock.script("b", *({"delay_ms": 50} for _ in range(40)))
+    r = Router(providers=[mock.provider("a"), mock.provider("b")], policy="hedged", hedge_k=2)
+    r.chat_completions(request())
+    assert mock.wait_for(lambda: mock.open_connections() <= 2)
+    fds = open_fds()
+    for _ in range(30):
+        assert r.chat_completions(request()).route.provider == "a"
+    # Each loser's socket was closed before its call returned: the provider saw it go.
+    assert open_fds() == fds
+    assert mock.wait_for(lambda: mock.open_connections() <= 2)
+    assert r._in_flight() == (0, 0, 0)
+
