@@ -9,13 +9,12 @@
 //! closed at once: its fd number could be reused by a new socket before asyncio forgot it. It
 //! waits in the graveyard until `sync` has removed its registrations.
 
-use super::socket::Readiness;
+use super::socket::{Readiness, Watched};
 use pyo3::intern;
 use pyo3::prelude::*;
 use std::collections::HashMap;
-use std::net::TcpStream;
-use std::os::fd::{AsRawFd, RawFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -25,6 +24,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Who waits on one fd, and what asyncio watches for it.
 #[derive(Default)]
 struct Interest {
+    /// The socket, told when asyncio reports it readable.
+    socket: Weak<Watched>,
     read: Option<Waker>,
     write: Option<Waker>,
     reading: bool,
@@ -37,7 +38,7 @@ struct State {
     /// Wants a registration asyncio does not have yet.
     to_add: Vec<RawFd>,
     /// Dropped while registered: closed once asyncio no longer watches them.
-    graveyard: Vec<Arc<TcpStream>>,
+    graveyard: Vec<Arc<Watched>>,
 }
 
 /// The fds one event loop watches for its jobs.
@@ -47,9 +48,18 @@ pub(crate) struct Reactor {
 }
 
 impl Reactor {
-    pub(crate) fn want(&self, fd: RawFd, readiness: Readiness, waker: &Waker) {
+    pub(crate) fn want(
+        &self,
+        socket: &Arc<Watched>,
+        fd: RawFd,
+        readiness: Readiness,
+        waker: &Waker,
+    ) {
         let mut state = lock(&self.state);
         let interest = state.fds.entry(fd).or_default();
+        if !Weak::ptr_eq(&interest.socket, &Arc::downgrade(socket)) {
+            interest.socket = Arc::downgrade(socket);
+        }
         let (slot, registered) = match readiness {
             Readiness::Read => (&mut interest.read, interest.reading),
             Readiness::Write => (&mut interest.write, interest.writing),
@@ -78,7 +88,12 @@ impl Reactor {
                 return Ok(());
             };
             let waker = match readiness {
-                Readiness::Read => interest.read.take(),
+                Readiness::Read => {
+                    if let Some(socket) = interest.socket.upgrade() {
+                        socket.set_readable();
+                    }
+                    interest.read.take()
+                }
                 Readiness::Write => interest.write.take(),
             };
             if waker.is_none() {
@@ -128,7 +143,7 @@ impl Reactor {
         };
         for stream in graveyard {
             // Registered or not, remove both: asyncio ignores an fd it does not watch.
-            let fd = stream.as_raw_fd();
+            let fd = stream.as_fd().as_raw_fd();
             remove(event_loop, fd, Readiness::Read)?;
             remove(event_loop, fd, Readiness::Write)?;
             drop(stream);
@@ -145,8 +160,8 @@ impl Reactor {
     }
 
     /// `stream` is dropped: it closes now if asyncio never watched it, else at the next `sync`.
-    pub(crate) fn bury(&self, stream: Arc<TcpStream>) {
-        let fd = stream.as_raw_fd();
+    pub(crate) fn bury(&self, stream: Arc<Watched>) {
+        let fd = stream.as_fd().as_raw_fd();
         let mut state = lock(&self.state);
         match state.fds.remove(&fd) {
             Some(interest) if interest.reading || interest.writing => {

@@ -15,13 +15,12 @@
 //! closes at once.
 
 use super::jobs::{Jobs, lock};
-use super::socket::Readiness;
+use super::socket::{Readiness, Watched};
 use crate::runtime::runtime;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use std::cell::RefCell;
 use std::future::Future;
 use std::io::{ErrorKind, Read};
-use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +30,7 @@ use std::time::{Duration, Instant};
 
 /// A job waiting for one socket to be ready.
 struct Want {
-    stream: Weak<TcpStream>,
+    stream: Weak<Watched>,
     readiness: Readiness,
     waker: Waker,
 }
@@ -43,7 +42,7 @@ thread_local! {
 }
 
 /// Has the job of `waker` woken once `stream` is ready; called by a socket that would block.
-pub(crate) fn want(stream: &Arc<TcpStream>, readiness: Readiness, waker: &Waker) {
+pub(crate) fn want(stream: &Arc<Watched>, readiness: Readiness, waker: &Waker) {
     let want = Want {
         stream: Arc::downgrade(stream),
         readiness,
@@ -180,7 +179,7 @@ impl Driver {
     fn wait(&self, timeout: Duration, ready: &mut Vec<Waker>) -> bool {
         let wants = std::mem::take(&mut *lock(&self.wants));
         // A socket dropped since is closed already: its want goes.
-        let (streams, wants): (Vec<Arc<TcpStream>>, Vec<Want>) = wants
+        let (streams, wants): (Vec<Arc<Watched>>, Vec<Want>) = wants
             .into_iter()
             .filter_map(|w| Some((w.stream.upgrade()?, w)))
             .unzip();
@@ -202,8 +201,11 @@ impl Driver {
         let fired: Vec<bool> = fds[1..].iter().map(|fd| !fd.revents().is_empty()).collect();
         drop(fds);
         let mut kept = Vec::with_capacity(wants.len());
-        for (want, fired) in wants.into_iter().zip(fired) {
+        for ((want, fired), stream) in wants.into_iter().zip(fired).zip(&streams) {
             if fired {
+                if want.readiness == Readiness::Read {
+                    stream.set_readable();
+                }
                 ready.push(want.waker);
             } else {
                 kept.push(want);

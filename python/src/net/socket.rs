@@ -1,14 +1,19 @@
 //! A non-blocking TCP stream for hyper ([`Socket`]): when a read or write would block, it records
 //! the job's waker with whoever watches its fd ([`Watch`]), and that job is woken on the same
 //! thread once the fd is ready.
+//!
+//! hyper polls its connection on every wake of the job that owns it, and each poll tries a read:
+//! about eight reads per call would block. After one has, the socket knows the fd is not
+//! readable until its watcher says otherwise, and answers the next polls without a syscall.
 
 use super::asyncio::Reactor;
 use super::poll;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -29,12 +34,37 @@ pub(crate) enum Watch {
     Poll,
 }
 
+/// A socket's stream and what is known of its readability, shared (weakly) with its watcher.
+pub(crate) struct Watched {
+    stream: TcpStream,
+    /// False from a read that would block until the watcher reports the fd readable.
+    readable: AtomicBool,
+}
+
+impl Watched {
+    /// The watcher saw the fd readable (or closed, or in error): the next read tries again.
+    pub(crate) fn set_readable(&self) {
+        self.readable.store(true, Ordering::Release);
+    }
+}
+
+impl AsFd for Watched {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+}
+
 /// A non-blocking TCP stream whose readiness comes from its [`Watch`].
 pub(crate) struct Socket {
-    /// Shared only with a poll driver's list of sockets to wait on, which holds it weakly.
-    stream: Option<Arc<TcpStream>>,
+    /// Shared only with watchers, which hold it weakly (asyncio's graveyard aside).
+    watched: Option<Arc<Watched>>,
     fd: RawFd,
     watch: Watch,
+}
+
+/// Whether anybody waits on this poll: a check of an idle connection polls with a no-op waker.
+fn waited_on(cx: &Context<'_>) -> bool {
+    !cx.waker().will_wake(Waker::noop())
 }
 
 impl Socket {
@@ -42,26 +72,33 @@ impl Socket {
     pub(crate) fn new(stream: TcpStream, watch: Watch) -> Self {
         Socket {
             fd: stream.as_raw_fd(),
-            stream: Some(Arc::new(stream)),
+            watched: Some(Arc::new(Watched {
+                stream,
+                readable: AtomicBool::new(true),
+            })),
             watch,
         }
     }
 
-    fn stream(&self) -> io::Result<&Arc<TcpStream>> {
-        self.stream
+    fn watched(&self) -> io::Result<&Arc<Watched>> {
+        self.watched
             .as_ref()
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
     }
 
-    /// Has the job of `waker` woken once the fd is ready. A no-op waker (a check of an idle
-    /// connection, which nobody waits on) asks for nothing.
-    fn want(&self, readiness: Readiness, waker: &Waker) -> io::Result<()> {
-        if waker.will_wake(Waker::noop()) {
+    fn stream(&self) -> io::Result<&TcpStream> {
+        Ok(&self.watched()?.stream)
+    }
+
+    /// Has the job of `cx` woken once the fd is ready; nothing for a no-op waker.
+    fn want(&self, readiness: Readiness, cx: &Context<'_>) -> io::Result<()> {
+        if !waited_on(cx) {
             return Ok(());
         }
+        let watched = self.watched()?;
         match &self.watch {
-            Watch::Asyncio(reactor) => reactor.want(self.fd, readiness, waker),
-            Watch::Poll => poll::want(self.stream()?, readiness, waker),
+            Watch::Asyncio(reactor) => reactor.want(watched, self.fd, readiness, cx.waker()),
+            Watch::Poll => poll::want(watched, readiness, cx.waker()),
         }
         Ok(())
     }
@@ -77,7 +114,10 @@ impl Socket {
             match op(self.stream()?) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.want(readiness, cx.waker())?;
+                    if readiness == Readiness::Read {
+                        self.watched()?.readable.store(false, Ordering::Release);
+                    }
+                    self.want(readiness, cx)?;
                     return Poll::Pending;
                 }
                 other => return Poll::Ready(other),
@@ -95,7 +135,7 @@ impl Socket {
                 if let Some(error) = stream.take_error()? {
                     return Poll::Ready(Err(error));
                 }
-                self.want(Readiness::Write, cx.waker())?;
+                self.want(Readiness::Write, cx)?;
                 Poll::Pending
             }
             Err(e) => Poll::Ready(Err(e)),
@@ -105,8 +145,8 @@ impl Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        if let (Some(stream), Watch::Asyncio(reactor)) = (self.stream.take(), &self.watch) {
-            reactor.bury(stream);
+        if let (Some(watched), Watch::Asyncio(reactor)) = (self.watched.take(), &self.watch) {
+            reactor.bury(watched);
         }
         // Watched by a poll driver: closed now (its list holds the stream weakly).
     }
@@ -118,6 +158,11 @@ impl AsyncRead for Socket {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        // Known to block (and somebody waits): ask again without trying.
+        if waited_on(cx) && !self.watched()?.readable.load(Ordering::Acquire) {
+            self.want(Readiness::Read, cx)?;
+            return Poll::Pending;
+        }
         let n = match self.poll_io(cx, Readiness::Read, |mut s| {
             s.read(buf.initialize_unfilled())
         }) {
