@@ -196,11 +196,13 @@ pub(crate) fn start_stream(
     if let Some(net) = net {
         let driver = Arc::new(Driver::new()?);
         let router = router.with_spawner(net.spawner(&driver));
-        let chunks = {
-            let _entered = runtime().enter();
-            router.chat_completions_stream(request)
-        };
-        py.detach(|| driver.settle());
+        // Submitted inside a round: its attempts are polled (the request written) at once.
+        let chunks = py.detach(|| {
+            driver.round(|| {
+                let _entered = runtime().enter();
+                router.chat_completions_stream(request)
+            })
+        });
         return Ok((chunks, StreamHome::Driver(driver)));
     }
     #[cfg(not(unix))]

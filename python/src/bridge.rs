@@ -48,21 +48,24 @@ pub(crate) struct LoopWaker {
 
 impl LoopWaker {
     /// Polls every queued job, `first` having run inside the drain, then has asyncio watch
-    /// what the jobs now wait on.
-    fn run(slf: &Bound<'_, Self>, event_loop: &Bound<'_, PyAny>, first: impl FnOnce()) {
+    /// what the jobs now wait on. Returns what `first` returned.
+    fn run<T>(
+        slf: &Bound<'_, Self>,
+        event_loop: &Bound<'_, PyAny>,
+        first: impl FnOnce() -> T,
+    ) -> T {
         let this = slf.get();
-        this.io.jobs.drain(first);
+        let first = this.io.jobs.drain(first);
         // A failed registration leaves its job waiting; it ends by the machine's timers.
         let _ = this.io.reactor.sync(event_loop, slf.as_any());
+        first
     }
 
     fn ready(slf: &Bound<'_, Self>, fd: RawFd, readiness: Readiness) -> PyResult<()> {
         let event_loop = running_loop(slf.py())?;
-        let mut result = Ok(());
         Self::run(slf, &event_loop, || {
-            result = slf.get().io.reactor.ready(&event_loop, fd, readiness);
-        });
-        result
+            slf.get().io.reactor.ready(&event_loop, fd, readiness)
+        })
     }
 }
 
@@ -210,10 +213,12 @@ where
     let this = loop_waker.get();
     let future = event_loop.call_method0(intern!(py, "create_future"))?;
     let call = make(Some(&this.io));
-    let id = this
-        .io
-        .jobs
-        .add_call(Box::pin(call), future.clone().unbind());
+    // Added inside the drain, so it is polled there and then without a wake-up byte.
+    let id = LoopWaker::run(&loop_waker, &event_loop, || {
+        this.io
+            .jobs
+            .add_call(Box::pin(call), future.clone().unbind())
+    });
     future.call_method1(
         intern!(py, "add_done_callback"),
         (Forget {
@@ -221,7 +226,6 @@ where
             id,
         },),
     )?;
-    LoopWaker::run(&loop_waker, &event_loop, || {});
     Ok(Ok(future))
 }
 

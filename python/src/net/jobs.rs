@@ -182,17 +182,17 @@ impl Jobs {
     }
 
     /// Polls woken jobs and drops aborted ones until none is left, on the owning thread.
-    /// `first` runs once the queue knows that thread is draining (so whatever it wakes is
-    /// picked up here without a wake-up byte).
-    pub(crate) fn drain(&self, first: impl FnOnce()) {
+    /// `first` runs once the queue knows that thread is draining (so whatever it wakes or adds
+    /// is picked up here without a wake-up byte); its value is returned.
+    pub(crate) fn drain<T>(&self, first: impl FnOnce() -> T) -> T {
         lock(&self.queue.queued).draining = true;
-        first();
+        let first = first();
         loop {
             let (woken, aborted) = {
                 let mut q = lock(&self.queue.queued);
                 if q.woken.is_empty() && q.aborted.is_empty() {
                     q.draining = false;
-                    return;
+                    return first;
                 }
                 (std::mem::take(&mut q.woken), std::mem::take(&mut q.aborted))
             };

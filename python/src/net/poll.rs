@@ -102,14 +102,14 @@ impl Driver {
         &self.jobs
     }
 
-    /// One round: polls every queued job (`first` inside the round, so what it wakes needs no
-    /// wake-up byte) and keeps what they now wait on.
-    fn round(&self, first: impl FnOnce()) {
+    /// One round: polls every queued job (`first` inside the round, so what it wakes or adds
+    /// needs no wake-up byte) and keeps what they now wait on. Returns what `first` returned.
+    pub(crate) fn round<T>(&self, first: impl FnOnce() -> T) -> T {
         let outer = ROUND.replace(Some(Vec::new()));
-        self.jobs.drain(first);
+        let first = self.jobs.drain(first);
         let wanted = ROUND.replace(outer).unwrap_or_default();
         if wanted.is_empty() {
-            return;
+            return first;
         }
         let mut wants = lock(&self.wants);
         for want in wanted {
@@ -121,6 +121,7 @@ impl Driver {
                 None => wants.push(want),
             }
         }
+        first
     }
 
     /// Polls what is queued without waiting: drops aborted attempts (their sockets close now),
@@ -146,14 +147,15 @@ impl Driver {
         let give_up = Instant::now() + limit;
         let mut ready = Vec::new();
         loop {
-            let mut output = None;
-            self.round(|| {
+            let output = self.round(|| {
                 ready.drain(..).for_each(Waker::wake);
-                if main.woken.swap(false, Ordering::AcqRel) {
-                    let _entered = runtime().enter();
-                    if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
-                        output = Some(value);
-                    }
+                if !main.woken.swap(false, Ordering::AcqRel) {
+                    return None;
+                }
+                let _entered = runtime().enter();
+                match future.as_mut().poll(&mut cx) {
+                    Poll::Ready(value) => Some(value),
+                    Poll::Pending => None,
                 }
             });
             if output.is_some() {
