@@ -327,6 +327,43 @@ def bench_httpx(mock: Mock, budget: float) -> list[dict[str, Any]]:
     return rows + asyncio.run(run())
 
 
+def bench_socket(mock: Mock, budget: float) -> list[dict[str, Any]]:
+    """The floor of any Python client: one kept-alive blocking socket, the request written by
+    hand, the response's JSON parsed. No HTTP library, no routing. Concurrency 1 (the targets'
+    cell)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(f"{mock.base_url('a')}/chat/completions")
+    body = json.dumps(PAYLOAD, separators=(",", ":")).encode()
+    head = (f"POST {url.path} HTTP/1.1\r\nhost: {url.netloc}\r\ncontent-type: application/json\r\n"
+            f"authorization: Bearer {KEY}\r\ncontent-length: {len(body)}\r\n\r\n").encode()
+    request = head + body
+    sock = socket.create_connection((url.hostname, url.port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def call() -> Any:
+        sock.sendall(request)
+        received = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the mock provider closed the connection")
+            received += chunk
+            head, sep, rest = received.partition(b"\r\n\r\n")
+            if not sep:
+                continue
+            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            if len(rest) >= length:
+                return json.loads(rest[:length])
+
+    try:
+        return measure_sync("raw socket (Python, blocking)", call, (1,), budget, mock.stats)
+    finally:
+        sock.close()
+
+
 STREAM_PAYLOAD = {**PAYLOAD, "stream": True}
 
 
@@ -589,6 +626,7 @@ def targets(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
     rust = find(rows, "Rust f3dx-router-tokio Router", "async")
     raw = find(rows, "Rust reqwest", "async")
     floor = raw["p50_us"] if raw else 0.0
+    socket_floor = find(rows, "raw socket", "sync")
 
     def check(name: str, mode: str, value: float, limit: float, ok: bool, detail: str) -> None:
         checks.append({"target": name, "mode": mode, "value": round(value, 4), "limit": limit,
@@ -616,6 +654,16 @@ def targets(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
             delta = r["p50_us"] - rust["p50_us"]
             check("median <= Rust tokio Router + 30 µs", mode, delta, 30.0, delta <= 30.0,
                   f"{r['p50_us']:.1f} - {rust['p50_us']:.1f} µs = {delta:+.1f} µs")
+    if socket_floor:
+        # Whether any Python client could meet a ratio target here: a bare blocking socket's
+        # median (no HTTP library, no routing) against the target's limit.
+        bare = socket_floor["p50_us"]
+        for name, theirs, limit in [("1/2 of f3dx-router 0.0.3", old, 0.5),
+                                    ("1/50 of LiteLLM Router (sync)", lite.get("sync"), 0.02)]:
+            if theirs:
+                bound = theirs["p50_us"] * limit
+                check(f"median <= {name}: within reach of any Python client?", "sync", bare, round(bound, 1),
+                      bare <= bound, f"limit {bound:.1f} µs; a bare blocking socket takes {bare:.1f} µs")
     best = max((r for r in rows if r["client"].startswith("f3dx_router ")
                 and not any(word in r["client"] for word in ("429", "hedged", "stream"))),
                key=lambda r: r["calls_per_s"], default=None)
@@ -666,6 +714,8 @@ def one_pass(mock: Mock, b: float, only: set[str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if want("rust"):
         rows += bench_rust(mock, failover=False)
+    if want("socket"):
+        rows += bench_socket(mock, b)
     if want("httpx"):
         rows += bench_httpx(mock, b)
     if want("openai"):
@@ -725,7 +775,7 @@ def main() -> None:
                         help="seconds of measurement per cell (calls are capped at 2000 at c=1, 4000 above)")
     parser.add_argument("--passes", type=int, default=3,
                         help="run every cell this many times; report the median (default 3)")
-    parser.add_argument("--only", default="", help="comma-separated subset: httpx,openai,old,litellm,f3dx,rust,streams")
+    parser.add_argument("--only", default="", help="comma-separated subset: socket,httpx,openai,old,litellm,f3dx,rust,streams")
     parser.add_argument("--pin", action="store_true",
                         help="run the mock provider on the last CPU and every client on the others "
                              "(results then go to results-pinned.json)")
