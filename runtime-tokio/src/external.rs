@@ -1,5 +1,6 @@
 //! Attempts sent by someone other than tokio: an event loop the caller drives (the Python
-//! binding's asyncio loops) performs the HTTP exchange itself and reports what it saw.
+//! binding's asyncio loops, and its sync callers' `poll(2)` loops) performs the HTTP exchange
+//! itself and reports what it saw.
 //!
 //! A router clone made with [`crate::Router::with_spawner`] hands each HTTP attempt of its calls
 //! to an [`AttemptSpawner`] instead of spawning it on a tokio runtime. The spawner owns the

@@ -37,7 +37,8 @@
 //!
 //! An event loop that does its own IO can send a router's HTTP attempts itself: a clone made
 //! with [`Router::with_spawner`] hands each one to an [`AttemptSpawner`], which reports what
-//! happened through the attempt's [`AttemptSink`] (the Python binding's asyncio loops do this).
+//! happened through the attempt's [`AttemptSink`] (the Python binding's asyncio loops and sync
+//! callers do this).
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod attempt;
@@ -180,9 +181,8 @@ impl Router {
     ///
     /// A pooled connection is served by a task on the runtime that opened it. A pool shared
     /// with a current-thread runtime that only runs while its thread waits on a call (one per
-    /// blocking thread, as the Python binding's sync calls use) would hand other runtimes
-    /// connections nobody polls; each such runtime gets its own pool instead, and its calls'
-    /// attempts never leave its thread.
+    /// blocking thread, say) would hand other runtimes connections nobody polls; each such
+    /// runtime gets its own pool instead, and its calls' attempts never leave its thread.
     pub fn with_own_pool(&self) -> Result<Router, RouterBuildError> {
         Ok(Router {
             transport: Transport::Pool(client::build_client(&self.settings)?),

@@ -1,6 +1,6 @@
 //! One router shared by blocking threads, each driving its own current-thread runtime only while
-//! it waits on a call (what the Python binding's sync calls do), with [`Router::with_own_pool`]:
-//! over real loopback HTTP to the testkit's mock server.
+//! it waits on a call, with [`Router::with_own_pool`]: over real loopback HTTP to the testkit's
+//! mock server.
 
 use f3dx_router_core::{ChatRequest, RouteError, RouterConfig};
 use f3dx_router_testkit::server::{MockServer, Step};
