@@ -56,8 +56,7 @@ impl LoopWaker {
     ) -> T {
         let this = slf.get();
         let first = this.io.jobs.drain(first);
-        // A failed registration leaves its job waiting; it ends by the machine's timers.
-        let _ = this.io.reactor.sync(event_loop, slf.as_any());
+        this.io.reactor.sync(event_loop, slf.as_any());
         first
     }
 

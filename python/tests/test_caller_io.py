@@ -8,7 +8,11 @@ from __future__ import annotations
 import asyncio
 import os
 
-from f3dx_router import Router
+from typing import Any
+
+import pytest
+
+from f3dx_router import AllProvidersFailedError, Router
 from conftest import MockServer, request
 
 
@@ -113,3 +117,24 @@ def test_sync_hedged_losers_leave_no_socket(mock: MockServer) -> None:
     assert mock.wait_for(lambda: mock.open_connections() <= 2)
     assert r._in_flight() == (0, 0, 0)
 
+
+
+def test_a_socket_the_loop_will_not_watch_fails_its_attempt(mock: MockServer) -> None:
+    # A loop that refuses to watch a provider's socket: the attempt fails as a reset (a soft
+    # failure; with no other provider, the call fails) instead of waiting forever.
+    class Refusing(asyncio.SelectorEventLoop):
+        def add_reader(self, fd: Any, callback: Any, *args: Any) -> None:
+            if getattr(callback, "__name__", "") == "_readable":
+                raise RuntimeError("not this one")
+            super().add_reader(fd, callback, *args)
+
+    r = Router(providers=[mock.provider("a")])
+    loop = Refusing()
+    try:
+        with pytest.raises(AllProvidersFailedError) as failed:
+            loop.run_until_complete(asyncio.wait_for(r.achat_completions(request()), 10))
+    finally:
+        loop.close()
+    attempts = [(a.provider, a.outcome, a.detail) for a in failed.value.attempts]
+    assert attempts == [("a", "transport_error", "connection reset")]
+    assert r._in_flight() == (0, 0, 0)

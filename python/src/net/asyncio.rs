@@ -5,7 +5,8 @@
 //!
 //! Registrations are added after the jobs have been polled ([`Reactor::sync`], which holds the
 //! GIL), and removed lazily: a reader stays registered across requests on a pooled connection
-//! and is removed when a callback finds nobody waiting. A socket dropped while registered is not
+//! and is removed when a callback finds nobody waiting. A registration the loop refuses fails
+//! the socket's next read or write (its attempt ends as a reset) rather than leave it waiting. A socket dropped while registered is not
 //! closed at once: its fd number could be reused by a new socket before asyncio forgot it. It
 //! waits in the graveyard until `sync` has removed its registrations.
 
@@ -30,6 +31,8 @@ struct Interest {
     write: Option<Waker>,
     reading: bool,
     writing: bool,
+    /// asyncio refused to watch the fd.
+    refused: bool,
 }
 
 #[derive(Default)]
@@ -54,9 +57,14 @@ impl Reactor {
         fd: RawFd,
         readiness: Readiness,
         waker: &Waker,
-    ) {
+    ) -> std::io::Result<()> {
         let mut state = lock(&self.state);
         let interest = state.fds.entry(fd).or_default();
+        if interest.refused {
+            return Err(std::io::Error::other(
+                "the event loop refused to watch the socket",
+            ));
+        }
         if !Weak::ptr_eq(&interest.socket, &Arc::downgrade(socket)) {
             interest.socket = Arc::downgrade(socket);
         }
@@ -71,6 +79,7 @@ impl Reactor {
         if !registered {
             state.to_add.push(fd);
         }
+        Ok(())
     }
 
     /// asyncio reports `fd` ready: wakes who waits. Nobody waiting means the registration is
@@ -114,15 +123,11 @@ impl Reactor {
     /// Applies what the jobs asked for since the last call: registers new interests, forgets
     /// and closes dropped sockets. Runs on the loop thread after every round of polling.
     /// `owner` is the loop's waker object, whose `_readable` / `_writable` asyncio calls.
-    pub(crate) fn sync(
-        &self,
-        event_loop: &Bound<'_, PyAny>,
-        owner: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
+    pub(crate) fn sync(&self, event_loop: &Bound<'_, PyAny>, owner: &Bound<'_, PyAny>) {
         let (to_add, graveyard) = {
             let mut state = lock(&self.state);
             if state.to_add.is_empty() && state.graveyard.is_empty() {
-                return Ok(());
+                return;
             }
             let to_add = std::mem::take(&mut state.to_add);
             let mut adds = Vec::with_capacity(to_add.len());
@@ -142,21 +147,31 @@ impl Reactor {
             (adds, std::mem::take(&mut state.graveyard))
         };
         for stream in graveyard {
-            // Registered or not, remove both: asyncio ignores an fd it does not watch.
+            // Registered or not, remove both: asyncio ignores an fd it does not watch (and a
+            // closed loop watches nothing any more).
             let fd = stream.as_fd().as_raw_fd();
-            remove(event_loop, fd, Readiness::Read)?;
-            remove(event_loop, fd, Readiness::Write)?;
+            let _ = remove(event_loop, fd, Readiness::Read);
+            let _ = remove(event_loop, fd, Readiness::Write);
             drop(stream);
         }
-        let py = event_loop.py();
         for (fd, readiness) in to_add {
-            let (method, callback) = match readiness {
-                Readiness::Read => (intern!(py, "add_reader"), intern!(py, "_readable")),
-                Readiness::Write => (intern!(py, "add_writer"), intern!(py, "_writable")),
-            };
-            event_loop.call_method1(method, (fd, owner.getattr(callback)?, fd))?;
+            if add(event_loop, owner, fd, readiness).is_err() {
+                self.refuse(fd);
+            }
         }
-        Ok(())
+    }
+
+    /// asyncio would not watch `fd`: its waiting jobs are woken to find out.
+    fn refuse(&self, fd: RawFd) {
+        let wakers = {
+            let mut state = lock(&self.state);
+            let Some(interest) = state.fds.get_mut(&fd) else {
+                return;
+            };
+            interest.refused = true;
+            [interest.read.take(), interest.write.take()]
+        };
+        wakers.into_iter().flatten().for_each(Waker::wake);
     }
 
     /// `stream` is dropped: it closes now if asyncio never watched it, else at the next `sync`.
@@ -170,6 +185,21 @@ impl Reactor {
             _ => drop(stream),
         }
     }
+}
+
+fn add(
+    event_loop: &Bound<'_, PyAny>,
+    owner: &Bound<'_, PyAny>,
+    fd: RawFd,
+    readiness: Readiness,
+) -> PyResult<()> {
+    let py = event_loop.py();
+    let (method, callback) = match readiness {
+        Readiness::Read => (intern!(py, "add_reader"), intern!(py, "_readable")),
+        Readiness::Write => (intern!(py, "add_writer"), intern!(py, "_writable")),
+    };
+    event_loop.call_method1(method, (fd, owner.getattr(callback)?, fd))?;
+    Ok(())
 }
 
 fn remove(event_loop: &Bound<'_, PyAny>, fd: RawFd, readiness: Readiness) -> PyResult<()> {

@@ -98,9 +98,11 @@ impl Socket {
         let watched = self.watched()?;
         match &self.watch {
             Watch::Asyncio(reactor) => reactor.want(watched, self.fd, readiness, cx.waker()),
-            Watch::Poll => poll::want(watched, readiness, cx.waker()),
+            Watch::Poll => {
+                poll::want(watched, readiness, cx.waker());
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Runs `op` until it stops being interrupted; a would-block waits for `readiness`.
