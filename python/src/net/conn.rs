@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::client::TlsStream;
 
@@ -131,9 +131,29 @@ impl Conn {
 /// Where a connection goes: scheme, host, port, and (for TLS) which trust it was made with.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PoolKey {
-    tls: Option<usize>,
+    tls: Option<Trust>,
     host: String,
     port: u16,
+}
+
+/// A TLS configuration, compared by identity. Held (not just its address) so that the address
+/// cannot be reused by another router's configuration while connections made with it are
+/// pooled.
+#[derive(Clone)]
+struct Trust(Arc<rustls::ClientConfig>);
+
+impl PartialEq for Trust {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Trust {}
+
+impl std::hash::Hash for Trust {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
+    }
 }
 
 /// Where to connect for one request.
@@ -155,7 +175,7 @@ impl Target {
         let tls = https.then(|| tls.clone());
         Some(Target {
             key: PoolKey {
-                tls: tls.as_ref().map(|c| Arc::as_ptr(c) as usize),
+                tls: tls.clone().map(Trust),
                 host: host.to_owned(),
                 port,
             },
@@ -164,17 +184,41 @@ impl Target {
     }
 }
 
-/// Idle keep-alive connections, by where they go.
+/// How long a connection may sit idle in a pool. Providers close idle keep-alive connections
+/// after a minute or so, and a request sent just as one does fails; hyper-util's pools (the
+/// tokio driver's) use the same 90 s.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A pooled connection and when it was put back.
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+/// Idle keep-alive connections, by where they go, oldest first.
 #[derive(Default)]
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<PoolKey, Vec<Conn>>>,
+    idle: Mutex<HashMap<PoolKey, Vec<Idle>>>,
 }
 
 impl Pool {
-    /// A pooled connection still open, most recently used first.
+    /// A pooled connection still open, most recently used first. Those idle for longer than
+    /// [`IDLE_TIMEOUT`] are closed on the way.
     pub(crate) fn take(&self, key: &PoolKey) -> Option<Conn> {
+        let now = Instant::now();
         loop {
-            let mut conn = lock(&self.idle).get_mut(key)?.pop()?;
+            let (newest, expired) = {
+                let mut idle = lock(&self.idle);
+                let conns = idle.get_mut(key)?;
+                let fresh = conns
+                    .iter()
+                    .position(|c| now.duration_since(c.since) < IDLE_TIMEOUT)
+                    .unwrap_or(conns.len());
+                let expired: Vec<Idle> = conns.drain(..fresh).collect();
+                (conns.pop(), expired)
+            };
+            drop(expired); // closed outside the lock
+            let mut conn = newest?.conn;
             if conn.reusable() {
                 return Some(conn);
             }
@@ -182,16 +226,19 @@ impl Pool {
     }
 
     pub(crate) fn put(&self, key: PoolKey, conn: Conn) {
+        let since = Instant::now();
         let mut idle = lock(&self.idle);
         let conns = idle.entry(key).or_default();
         if conns.len() < MAX_IDLE_PER_HOST {
-            conns.push(conn);
+            conns.push(Idle { conn, since });
         }
     }
 
-    /// Drops every idle connection (its loop or router is going away).
-    pub(crate) fn clear(&self) -> HashMap<PoolKey, Vec<Conn>> {
-        std::mem::take(&mut *lock(&self.idle))
+    /// Closes every idle connection (its loop or router is going away).
+    pub(crate) fn clear(&self) {
+        // Taken out, then closed outside the lock.
+        let idle: Vec<Vec<Idle>> = lock(&self.idle).drain().map(|(_, conns)| conns).collect();
+        drop(idle);
     }
 }
 

@@ -64,7 +64,7 @@ impl LoopIo {
     /// Drops every job and idle connection (the loop is going away).
     pub(crate) fn clear(&self) {
         self.jobs.clear();
-        drop(self.pool.clear());
+        self.pool.clear();
     }
 }
 
