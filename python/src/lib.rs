@@ -46,5 +46,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "_thread_drivers",
         wrap_pyfunction!(blocking::_thread_drivers, m)?,
     )?;
+    m.setattr(
+        "_json_fast_paths",
+        wrap_pyfunction!(json::_json_fast_paths, m)?,
+    )?;
     Ok(())
 }

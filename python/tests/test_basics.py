@@ -18,6 +18,7 @@ from f3dx_router import (
     Router,
     RouterConfigError,
     RouterError,
+    _native,
 )
 from conftest import KEY, USER, Call, MockServer, request
 
@@ -202,3 +203,40 @@ def test_route_and_attempt_are_plain_values(mock: MockServer) -> None:
     assert "route=Route(" in repr(c)
     assert pickle.loads(pickle.dumps(dict(c))) == dict(c)
     assert f3dx_router.__version__
+
+
+def test_json_both_ways_keeps_every_value(mock: MockServer) -> None:
+    # Requests are encoded and answers decoded by the interpreter's json module, its C parts
+    # called directly: what reaches the provider, and what comes back, is what json.dumps and
+    # json.loads give, whitespace around an answer included.
+    assert _native._json_fast_paths() == (True, True)
+    req = {
+        **request(),
+        "temperature": 0.25,
+        "max_tokens": 2**40,
+        "metadata": {"ключ": "值 \" \\ \n \u2028", "list": [None, True, False, -1.5e-7, {}]},
+    }
+    completion = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "héllo ✓ \"q\""},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    }
+    mock.script("a", {"raw_body": "\n  " + json.dumps(completion, ensure_ascii=False) + " \r\n"})
+    r = Router(providers=[mock.provider("a")])
+    c = r.chat_completions(req)
+    assert mock.received("a")[0]["json"] == req
+    assert dict(c) == completion
+
+
+def test_a_circular_request_is_refused_and_the_next_one_goes_through(mock: MockServer) -> None:
+    r = Router(providers=[mock.provider("a")])
+    cyclic: dict[str, Any] = request()
+    cyclic["self"] = cyclic
+    with pytest.raises(InvalidRequestError, match="Circular reference"):
+        r.chat_completions(cyclic)
+    assert mock.received("a") == []
+    assert r.chat_completions(request()).route.provider == "a"
