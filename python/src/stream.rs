@@ -15,7 +15,7 @@ use crate::runtime::{self, SIGNAL_CHECK, fork_generation, runtime};
 use bytes::Bytes;
 use f3dx_router_core::RouteError;
 use f3dx_router_tokio::ChunkStream;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use pyo3::exceptions::PyStopAsyncIteration;
 use pyo3::prelude::*;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -84,8 +84,20 @@ impl SyncStream {
         }
     }
 
-    /// Waits up to [`SIGNAL_CHECK`] for the next item, without the GIL.
+    /// The next item. One already buffered is taken at once with the GIL held: releasing and
+    /// taking it back for every chunk costs a context switch when other threads want it.
+    /// Otherwise it waits up to [`SIGNAL_CHECK`] without the GIL.
     fn step(&self, py: Python<'_>) -> Step {
+        // Not `lock`: a thread waiting on this stream holds the lock with the GIL released, and
+        // blocking on it here with the GIL held would deadlock.
+        if let Ok(mut slot) = self.stream.try_lock() {
+            let Some(stream) = slot.as_mut() else {
+                return Step::Closed;
+            };
+            if let Some(item) = stream.next().now_or_never() {
+                return self.finish(&mut slot, item);
+            }
+        }
         py.detach(|| {
             let mut slot = lock(&self.stream);
             let Some(stream) = slot.as_mut() else {
@@ -93,20 +105,32 @@ impl SyncStream {
             };
             match self.home.next(stream) {
                 None => Step::Pending,
-                Some(Some(Ok(chunk))) => Step::Chunk(chunk),
-                Some(Some(Err(error))) => {
-                    *slot = None;
-                    Step::Failed(error)
-                }
-                Some(None) => {
-                    let route = stream
-                        .routed()
-                        .map(|routed| Route::from_routed(routed, &self.secrets));
-                    *slot = None;
-                    Step::Ended(route)
-                }
+                Some(item) => self.finish(&mut slot, item),
             }
         })
+    }
+
+    /// What the stream's next item means to the caller; the stream is dropped once it ended.
+    fn finish(
+        &self,
+        slot: &mut Option<ChunkStream>,
+        item: Option<Result<Bytes, RouteError>>,
+    ) -> Step {
+        match item {
+            Some(Ok(chunk)) => Step::Chunk(chunk),
+            Some(Err(error)) => {
+                *slot = None;
+                Step::Failed(error)
+            }
+            None => {
+                let route = slot
+                    .as_ref()
+                    .and_then(ChunkStream::routed)
+                    .map(|routed| Route::from_routed(routed, &self.secrets));
+                *slot = None;
+                Step::Ended(route)
+            }
+        }
     }
 
     fn take(&self, py: Python<'_>) {
