@@ -194,11 +194,17 @@ impl Driver {
             };
             fds.push(PollFd::new(&**stream, flags));
         }
-        let timeout = Timespec::try_from(timeout).ok();
-        let interrupted = matches!(
-            rustix::event::poll(&mut fds, timeout.as_ref()),
-            Err(rustix::io::Errno::INTR)
-        );
+        let limit = Timespec::try_from(timeout).ok();
+        let interrupted = match rustix::event::poll(&mut fds, limit.as_ref()) {
+            Ok(_) => false,
+            Err(rustix::io::Errno::INTR) => true,
+            Err(_) => {
+                // Out of kernel memory (nothing else applies to these fds): wait a little and
+                // let the caller try again, rather than spin.
+                std::thread::sleep(timeout.min(Duration::from_millis(1)));
+                false
+            }
+        };
         let woken_from_afar = !fds[0].revents().is_empty();
         let fired: Vec<bool> = fds[1..].iter().map(|fd| !fd.revents().is_empty()).collect();
         drop(fds);
