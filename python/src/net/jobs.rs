@@ -45,7 +45,7 @@ const NO_JOB: u64 = u64::MAX;
 struct Queued {
     woken: Vec<u64>,
     aborted: Vec<u64>,
-    /// The loop thread is in `drain`: no wake-up byte needed.
+    /// The owning thread is in `drain`: no wake-up byte needed.
     draining: bool,
 }
 
@@ -89,17 +89,17 @@ impl Wake for JobWaker {
     }
 }
 
-/// One loop's jobs in flight.
+/// The jobs in flight of one thread: an event loop's, or a blocking driver's.
 pub(crate) struct Jobs {
     queue: Arc<Queue>,
     jobs: Mutex<HashMap<u64, Job>>,
     next_id: AtomicU64,
-    /// The loop is gone: nothing will poll a job again.
+    /// The loop or driver is gone: nothing will poll a job again.
     closed: AtomicBool,
 }
 
 impl Jobs {
-    /// `wake` is the write end of the socketpair whose read end the loop watches.
+    /// `wake` is the write end of the socketpair whose read end the owning thread watches.
     pub(crate) fn new(wake: UnixStream) -> Self {
         Jobs {
             queue: Arc::new(Queue {
@@ -129,12 +129,12 @@ impl Jobs {
         id
     }
 
-    /// Queues a call whose answer goes to `future`; polled at the next drain.
+    /// Queues an awaited call whose answer goes to `future`; polled at the next drain.
     pub(crate) fn add_call(&self, call: CallFuture, future: Py<PyAny>) -> u64 {
         self.add(Work::Call { call, future })
     }
 
-    /// Queues an attempt, from any thread; polled at the loop's next drain.
+    /// Queues an attempt, from any thread; polled at the owning thread's next drain.
     pub(crate) fn add_attempt(&self, attempt: AttemptFuture) -> u64 {
         self.add(Work::Attempt(attempt))
     }
@@ -149,7 +149,7 @@ impl Jobs {
         self.queue.push(id, true);
     }
 
-    /// Drops job `id` now (its asyncio future was cancelled); on the loop thread.
+    /// Drops job `id` now (aborted, or its asyncio future was cancelled); on the owning thread.
     pub(crate) fn forget(&self, id: u64) {
         let job = lock(&self.jobs).remove(&id);
         drop_in_runtime(job);
