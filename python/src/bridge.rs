@@ -29,6 +29,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyWeakrefReference};
 use pyo3::{PyTraverseError, PyVisit};
+use std::cell::RefCell;
 use std::future::Future;
 use std::io::{ErrorKind, Read};
 use std::os::fd::{AsRawFd, RawFd};
@@ -139,9 +140,43 @@ static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// the waker refers to the loop (through the futures of its calls in flight).
 static WAKERS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
+thread_local! {
+    /// The last loop this thread called on and its `LoopWaker`, both held weakly: most programs
+    /// run one loop per thread, and `WAKERS.get` (a Python-level function) costs about a
+    /// microsecond of every call.
+    static LAST: RefCell<Option<(Py<PyWeakrefReference>, Py<PyWeakrefReference>)>> =
+        const { RefCell::new(None) };
+}
+
 /// The running loop's `LoopWaker`, registering it on first use; `None` when the loop cannot
 /// have one.
 fn waker_for<'py>(
+    py: Python<'py>,
+    event_loop: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, LoopWaker>>> {
+    let cached = LAST.with_borrow(|last| {
+        let (loop_ref, waker_ref) = last.as_ref()?;
+        if !loop_ref.bind(py).upgrade()?.is(event_loop) {
+            return None;
+        }
+        waker_ref.bind(py).upgrade()?.cast_into::<LoopWaker>().ok()
+    });
+    if let Some(waker) = cached {
+        return Ok(Some(waker));
+    }
+    let found = lookup_waker(py, event_loop)?;
+    if let Some(waker) = &found {
+        let refs = (
+            PyWeakrefReference::new(event_loop)?.unbind(),
+            PyWeakrefReference::new(waker)?.unbind(),
+        );
+        LAST.with_borrow_mut(|last| *last = Some(refs));
+    }
+    Ok(found)
+}
+
+/// [`waker_for`] through `WAKERS`.
+fn lookup_waker<'py>(
     py: Python<'py>,
     event_loop: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, LoopWaker>>> {
@@ -218,13 +253,16 @@ where
             .jobs
             .add_call(Box::pin(call), future.clone().unbind())
     });
-    future.call_method1(
-        intern!(py, "add_done_callback"),
-        (Forget {
+    let forget = Py::new(
+        py,
+        Forget {
             waker: loop_waker.clone().unbind(),
             id,
-        },),
-    )?;
+        },
+    )?
+    .into_any();
+    future.call_method1(intern!(py, "add_done_callback"), (&forget,))?;
+    this.io.jobs.set_forget(id, forget);
     Ok(Ok(future))
 }
 

@@ -42,6 +42,8 @@ struct State {
     to_add: Vec<RawFd>,
     /// Dropped while registered: closed once asyncio no longer watches them.
     graveyard: Vec<Arc<Watched>>,
+    /// The loop is gone: a socket dropped from now on closes at once.
+    closed: bool,
 }
 
 /// The fds one event loop watches for its jobs.
@@ -174,16 +176,31 @@ impl Reactor {
         wakers.into_iter().flatten().for_each(Waker::wake);
     }
 
-    /// `stream` is dropped: it closes now if asyncio never watched it, else at the next `sync`.
+    /// `stream` is dropped: it closes now if asyncio never watched it (or the loop is gone),
+    /// else at the next `sync`.
     pub(crate) fn bury(&self, stream: Arc<Watched>) {
         let fd = stream.as_fd().as_raw_fd();
         let mut state = lock(&self.state);
         match state.fds.remove(&fd) {
-            Some(interest) if interest.reading || interest.writing => {
+            Some(interest) if (interest.reading || interest.writing) && !state.closed => {
                 state.graveyard.push(stream);
             }
-            _ => drop(stream),
+            _ => {
+                drop(state);
+                drop(stream);
+            }
         }
+    }
+
+    /// The loop is going away and will never call `sync` again: buried sockets close now, and
+    /// so will any dropped later (the attempts of its calls are dropped on the runtime).
+    pub(crate) fn close(&self) {
+        let graveyard = {
+            let mut state = lock(&self.state);
+            state.closed = true;
+            std::mem::take(&mut state.graveyard)
+        };
+        drop(graveyard);
     }
 }
 

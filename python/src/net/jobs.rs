@@ -27,8 +27,13 @@ pub(crate) type CallFuture = Pin<Box<dyn Future<Output = Answer> + Send>>;
 pub(crate) type AttemptFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 enum Work {
-    /// An awaited call: its answer goes to `future` (an `asyncio.Future`).
-    Call { call: CallFuture, future: Py<PyAny> },
+    /// An awaited call: its answer goes to `future` (an `asyncio.Future`), from which the
+    /// done callback `forget` (which watches for a cancel) is removed first.
+    Call {
+        call: CallFuture,
+        future: Py<PyAny>,
+        forget: Option<Py<PyAny>>,
+    },
     /// An HTTP attempt: it reports through its sink.
     Attempt(AttemptFuture),
 }
@@ -131,7 +136,24 @@ impl Jobs {
 
     /// Queues an awaited call whose answer goes to `future`; polled at the next drain.
     pub(crate) fn add_call(&self, call: CallFuture, future: Py<PyAny>) -> u64 {
-        self.add(Work::Call { call, future })
+        self.add(Work::Call {
+            call,
+            future,
+            forget: None,
+        })
+    }
+
+    /// Records the done callback that watches call `id`'s future for a cancel, to be removed
+    /// when the call answers (it would otherwise run, uselessly, on every call). A call that
+    /// answered already is gone: its callback just runs.
+    pub(crate) fn set_forget(&self, id: u64, callback: Py<PyAny>) {
+        if let Some(Job {
+            work: Work::Call { forget, .. },
+            ..
+        }) = lock(&self.jobs).get_mut(&id)
+        {
+            *forget = Some(callback);
+        }
     }
 
     /// Queues an attempt, from any thread; polled at the owning thread's next drain.
@@ -167,14 +189,18 @@ impl Jobs {
         }
     }
 
-    /// Visits the asyncio futures of the calls in flight, for the garbage collector.
+    /// Visits the asyncio futures of the calls in flight and their done callbacks, for the
+    /// garbage collector.
     pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         // Only the loop thread, holding the GIL, locks `jobs` for long; the collector runs
         // there or on another thread that holds the GIL, so this never waits.
         if let Ok(jobs) = self.jobs.try_lock() {
             for job in jobs.values() {
-                if let Work::Call { future, .. } = &job.work {
+                if let Work::Call { future, forget, .. } = &job.work {
                     visit.call(future)?;
+                    if let Some(forget) = forget {
+                        visit.call(forget)?;
+                    }
                 }
             }
         }
@@ -213,10 +239,14 @@ impl Jobs {
         let _entered = runtime().enter();
         let mut cx = Context::from_waker(&job.waker);
         let done = match &mut job.work {
-            Work::Call { call, future } => match call.as_mut().poll(&mut cx) {
+            Work::Call {
+                call,
+                future,
+                forget,
+            } => match call.as_mut().poll(&mut cx) {
                 Poll::Ready(answer) => {
                     // Only the loop thread, which holds the GIL, has calls to poll.
-                    Python::attach(|py| deliver(py, future, answer));
+                    Python::attach(|py| deliver(py, future, forget.as_ref(), answer));
                     true
                 }
                 Poll::Pending => false,
@@ -240,11 +270,14 @@ fn drop_in_runtime<T>(jobs: T) {
 
 /// Sets `answer` on `future` unless it is done already. Whatever goes wrong reaches the awaiting
 /// task rather than leaving it waiting forever, and the loop's other jobs go on.
-fn deliver(py: Python<'_>, future: &Py<PyAny>, answer: Answer) {
+fn deliver(py: Python<'_>, future: &Py<PyAny>, forget: Option<&Py<PyAny>>, answer: Answer) {
     let future = future.bind(py);
     let set = || -> PyResult<()> {
         if future.call_method0(intern!(py, "done"))?.is_truthy()? {
             return Ok(());
+        }
+        if let Some(forget) = forget {
+            future.call_method1(intern!(py, "remove_done_callback"), (forget,))?;
         }
         match answer.make(py) {
             Ok(value) => future.call_method1(intern!(py, "set_result"), (value,))?,

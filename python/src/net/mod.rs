@@ -63,6 +63,7 @@ impl LoopIo {
 
     /// Drops every job and idle connection (the loop is going away).
     pub(crate) fn clear(&self) {
+        self.reactor.close();
         self.jobs.clear();
         self.pool.clear();
     }
