@@ -40,8 +40,9 @@ struct State {
     fds: HashMap<RawFd, Interest>,
     /// Wants a registration asyncio does not have yet.
     to_add: Vec<RawFd>,
-    /// Dropped while registered: closed once asyncio no longer watches them.
-    graveyard: Vec<Arc<Watched>>,
+    /// Dropped while registered (for reading, for writing): closed once asyncio no longer
+    /// watches them.
+    graveyard: Vec<(Arc<Watched>, bool, bool)>,
     /// The loop is gone: a socket dropped from now on closes at once.
     closed: bool,
 }
@@ -148,12 +149,15 @@ impl Reactor {
             }
             (adds, std::mem::take(&mut state.graveyard))
         };
-        for stream in graveyard {
-            // Registered or not, remove both: asyncio ignores an fd it does not watch (and a
-            // closed loop watches nothing any more).
+        for (stream, reading, writing) in graveyard {
+            // A failure means a closed loop, which watches nothing any more.
             let fd = stream.as_fd().as_raw_fd();
-            let _ = remove(event_loop, fd, Readiness::Read);
-            let _ = remove(event_loop, fd, Readiness::Write);
+            if reading {
+                let _ = remove(event_loop, fd, Readiness::Read);
+            }
+            if writing {
+                let _ = remove(event_loop, fd, Readiness::Write);
+            }
             drop(stream);
         }
         for (fd, readiness) in to_add {
@@ -183,7 +187,9 @@ impl Reactor {
         let mut state = lock(&self.state);
         match state.fds.remove(&fd) {
             Some(interest) if (interest.reading || interest.writing) && !state.closed => {
-                state.graveyard.push(stream);
+                state
+                    .graveyard
+                    .push((stream, interest.reading, interest.writing));
             }
             _ => {
                 drop(state);
