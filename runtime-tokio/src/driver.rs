@@ -24,7 +24,7 @@ use f3dx_router_core::mock::MockProvider;
 use f3dx_router_core::{
     Action, AttemptId, ChatRequest, Input, RequestId, RouteError, Routed, RouterMachine, Time,
 };
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -68,17 +68,25 @@ pub(crate) enum Transport {
     External(Arc<dyn AttemptSpawner>),
 }
 
-/// What cancels an attempt in flight.
-enum AttemptTask {
+/// What cancels an attempt in flight: its task, and its sink's flag (a mock attempt has none).
+struct AttemptTask {
+    abort: Abort,
+    sink_cancelled: Option<Arc<AtomicBool>>,
+}
+
+enum Abort {
     Tokio(AbortHandle),
     External(Box<dyn AttemptAbort>),
 }
 
 impl AttemptTask {
     fn abort(&self) {
-        match self {
-            AttemptTask::Tokio(task) => task.abort(),
-            AttemptTask::External(task) => task.abort(),
+        if let Some(cancelled) = &self.sink_cancelled {
+            cancelled.store(true, Ordering::Release);
+        }
+        match &self.abort {
+            Abort::Tokio(task) => task.abort(),
+            Abort::External(task) => task.abort(),
         }
     }
 }
@@ -264,16 +272,27 @@ impl Inner {
                             let task =
                                 home.runtime
                                     .spawn(attempt::mock(self.clone(), attempt, reply));
-                            AttemptTask::Tokio(task.abort_handle())
+                            AttemptTask {
+                                abort: Abort::Tokio(task.abort_handle()),
+                                sink_cancelled: None,
+                            }
                         }
                         (None, Transport::Pool(client)) => {
-                            let sink = AttemptSink::new(self.clone(), attempt);
+                            let (sink, cancelled) = AttemptSink::new(self.clone(), attempt);
                             let task = home.runtime.spawn(attempt::http(sink, client, request));
-                            AttemptTask::Tokio(task.abort_handle())
+                            AttemptTask {
+                                abort: Abort::Tokio(task.abort_handle()),
+                                sink_cancelled: Some(cancelled),
+                            }
                         }
                         (None, Transport::External(spawner)) => {
-                            let sink = AttemptSink::new(self.clone(), attempt);
-                            AttemptTask::External(spawner.spawn(ExternalAttempt { request, sink }))
+                            let (sink, cancelled) = AttemptSink::new(self.clone(), attempt);
+                            AttemptTask {
+                                abort: Abort::External(
+                                    spawner.spawn(ExternalAttempt { request, sink }),
+                                ),
+                                sink_cancelled: Some(cancelled),
+                            }
                         }
                     };
                     s.tasks.insert(attempt, task);

@@ -9,6 +9,7 @@ use futures_util::{FutureExt, Stream, StreamExt};
 use http::HeaderMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Inputs fed under one lock at most; bounds the time the lock is held on a fast stream.
 const MAX_BATCH: usize = 32;
@@ -21,6 +22,8 @@ pub struct AttemptSink {
     attempt: AttemptId,
     /// The attempt's last input has been fed.
     reported: bool,
+    /// Set by the driver when the machine cancels the attempt: nothing more need be fed.
+    cancelled: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for AttemptSink {
@@ -32,12 +35,16 @@ impl fmt::Debug for AttemptSink {
 }
 
 impl AttemptSink {
-    pub(crate) fn new(inner: Arc<Inner>, attempt: AttemptId) -> Self {
-        AttemptSink {
+    /// A sink, and the flag the driver sets when it cancels the attempt.
+    pub(crate) fn new(inner: Arc<Inner>, attempt: AttemptId) -> (Self, Arc<AtomicBool>) {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let sink = AttemptSink {
             inner,
             attempt,
             reported: false,
-        }
+            cancelled: cancelled.clone(),
+        };
+        (sink, cancelled)
     }
 
     /// The attempt failed before a response head arrived.
@@ -110,9 +117,11 @@ impl AttemptSink {
 
 impl Drop for AttemptSink {
     fn drop(&mut self) {
-        if !self.reported {
+        // A cancelled attempt is closed in the machine already: feeding it would only take the
+        // router's lock (once per hedge loser) for an input the machine ignores.
+        if !self.reported && !self.cancelled.load(Ordering::Acquire) {
             // The attempt was given up without a word (its task or future dropped, its loop
-            // closed): the machine must still hear that it ended. Ignored after an abort.
+            // closed): the machine must still hear that it ended.
             let attempt = self.attempt;
             let kind = TransportErrorKind::Reset;
             self.inner
