@@ -28,6 +28,13 @@ mod runtime;
 mod stream;
 
 use pyo3::prelude::*;
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks `m`, taking over a lock poisoned by a panic: every state behind these locks stays
+/// consistent between statements, and a poisoned lock must not make the router unusable.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// The native module. `f3dx_router/__init__.py` re-exports everything public.
 #[pymodule]

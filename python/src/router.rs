@@ -148,10 +148,7 @@ impl PyRouter {
     /// dropping them could block on a lock a parent thread held at the fork) and new ones are
     /// made: fresh routing state, the same configuration.
     fn process_router(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, ProcessRouter>> {
-        let mut process = self
-            .driver
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut process = crate::lock(&self.driver);
         let generation = fork_generation();
         if process.generation != generation {
             let router = {

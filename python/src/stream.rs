@@ -10,6 +10,7 @@
 use crate::awaitable::{Answer, awaitable};
 use crate::errors::{self, RouterError, Secrets};
 use crate::json;
+use crate::lock;
 use crate::route::Route;
 use crate::runtime::{self, SIGNAL_CHECK, fork_generation, runtime};
 use bytes::Bytes;
@@ -18,14 +19,10 @@ use f3dx_router_tokio::ChunkStream;
 use futures_util::{FutureExt, StreamExt};
 use pyo3::exceptions::PyStopAsyncIteration;
 use pyo3::prelude::*;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 #[cfg(unix)]
 use crate::net::poll::Driver;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// What one wait on the stream gave.
 enum Step {

@@ -11,16 +11,13 @@
 //! waits in the graveyard until `sync` has removed its registrations.
 
 use super::socket::{Readiness, Watched};
+use crate::lock;
 use pyo3::intern;
 use pyo3::prelude::*;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::Waker;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// Who waits on one fd, and what asyncio watches for it.
 #[derive(Default)]
@@ -57,10 +54,10 @@ impl Reactor {
     pub(crate) fn want(
         &self,
         socket: &Arc<Watched>,
-        fd: RawFd,
         readiness: Readiness,
         waker: &Waker,
     ) -> std::io::Result<()> {
+        let fd = socket.as_fd().as_raw_fd();
         let mut state = lock(&self.state);
         let interest = state.fds.entry(fd).or_default();
         if interest.refused {

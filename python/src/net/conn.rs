@@ -7,6 +7,7 @@
 //! first, which notices a connection the provider closed meanwhile.
 
 use super::socket::{Socket, Watch};
+use crate::lock;
 use bytes::Bytes;
 use f3dx_router_core::TransportErrorKind;
 use f3dx_router_tokio::classify_error;
@@ -19,7 +20,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -29,10 +30,6 @@ use tokio_rustls::client::TlsStream;
 /// sync calls, of every thread), so it must hold as many connections as calls in flight to one
 /// host; past this, a burst's extra connections are closed when it ends.
 const MAX_IDLE_PER_HOST: usize = 256;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// A connection's byte stream: plain TCP, or TLS over it.
 pub(crate) enum Io {

@@ -6,6 +6,7 @@
 //! stops).
 
 use crate::awaitable::Answer;
+use crate::lock;
 use crate::runtime::runtime;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -16,12 +17,8 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 pub(crate) type CallFuture = Pin<Box<dyn Future<Output = Answer> + Send>>;
 pub(crate) type AttemptFuture = Pin<Box<dyn Future<Output = ()> + Send>>;

@@ -14,8 +14,9 @@
 //! of each round of polling); the driver's list holds the socket weakly, so a dropped socket
 //! closes at once.
 
-use super::jobs::{Jobs, lock};
+use super::jobs::Jobs;
 use super::socket::{Readiness, Watched};
+use crate::lock;
 use crate::runtime::runtime;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use std::cell::RefCell;

@@ -10,7 +10,7 @@ use super::asyncio::Reactor;
 use super::poll;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,7 +58,6 @@ impl AsFd for Watched {
 pub(crate) struct Socket {
     /// Shared only with watchers, which hold it weakly (asyncio's graveyard aside).
     watched: Option<Arc<Watched>>,
-    fd: RawFd,
     watch: Watch,
 }
 
@@ -71,7 +70,6 @@ impl Socket {
     /// `stream` must be non-blocking.
     pub(crate) fn new(stream: TcpStream, watch: Watch) -> Self {
         Socket {
-            fd: stream.as_raw_fd(),
             watched: Some(Arc::new(Watched {
                 stream,
                 readable: AtomicBool::new(true),
@@ -97,7 +95,7 @@ impl Socket {
         }
         let watched = self.watched()?;
         match &self.watch {
-            Watch::Asyncio(reactor) => reactor.want(watched, self.fd, readiness, cx.waker()),
+            Watch::Asyncio(reactor) => reactor.want(watched, readiness, cx.waker()),
             Watch::Poll => {
                 poll::want(watched, readiness, cx.waker());
                 Ok(())
