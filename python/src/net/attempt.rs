@@ -2,7 +2,7 @@
 //! feed the response to the machine through the attempt's sink, and pool the connection again if
 //! the response was read to its end.
 
-use super::conn::{self, Conn, Driver, Pool, Target};
+use super::conn::{self, Conn, Driver, Origin, Pool};
 use super::socket::Watch;
 use bytes::Bytes;
 use f3dx_router_core::TransportErrorKind;
@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// What an attempt needs from where it runs and from its router.
-#[derive(Clone)]
+/// What an attempt needs from where it runs and from its router; one per spawner, shared by
+/// its attempts.
 pub(crate) struct Ends {
     pub(crate) watch: Watch,
     pub(crate) pool: Arc<Pool>,
@@ -28,9 +28,9 @@ pub(crate) struct Ends {
     pub(crate) connect_timeout: Duration,
 }
 
-pub(crate) async fn run(ends: Ends, attempt: ExternalAttempt) {
+pub(crate) async fn run(ends: Arc<Ends>, attempt: ExternalAttempt) {
     let ExternalAttempt { request, sink } = attempt;
-    let Some(target) = Target::of(request.uri(), &ends.tls) else {
+    let Some(origin) = Origin::of(request.uri(), &ends.tls) else {
         // Not expected: core validates base URLs as http(s) with a host.
         sink.fail(TransportErrorKind::Other);
         return;
@@ -42,9 +42,9 @@ pub(crate) async fn run(ends: Ends, attempt: ExternalAttempt) {
             return;
         }
     };
-    let mut conn = match ends.pool.take(&target.key) {
+    let mut conn = match ends.pool.take(&origin) {
         Some(conn) => conn,
-        None => match conn::connect(&target, &ends.watch, ends.connect_timeout).await {
+        None => match conn::connect(&origin, &ends.watch, ends.connect_timeout).await {
             Ok(conn) => conn,
             Err(kind) => {
                 sink.fail(kind);
@@ -77,7 +77,7 @@ pub(crate) async fn run(ends: Ends, attempt: ExternalAttempt) {
         .response(parts.status.as_u16(), parts.headers, body, hyper_kind)
         .await;
     if complete && conn.reusable() {
-        ends.pool.put(target.key, conn);
+        ends.pool.put(origin, conn);
     }
 }
 

@@ -11,6 +11,7 @@ use crate::lock;
 use bytes::Bytes;
 use f3dx_router_core::TransportErrorKind;
 use f3dx_router_tokio::classify_error;
+use http::uri::Authority;
 use http_body_util::Full;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -125,12 +126,12 @@ impl Conn {
     }
 }
 
-/// Where a connection goes: scheme, host, port, and (for TLS) which trust it was made with.
+/// Where a connection goes: its authority, and for TLS the trust it is made with. Built per
+/// attempt from the request's URI without allocating (an `Authority` shares the URI's bytes).
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub(crate) struct PoolKey {
+pub(crate) struct Origin {
     tls: Option<Trust>,
-    host: String,
-    port: u16,
+    authority: Authority,
 }
 
 /// A TLS configuration, compared by identity. Held (not just its address) so that the address
@@ -153,31 +154,31 @@ impl std::hash::Hash for Trust {
     }
 }
 
-/// Where to connect for one request.
-pub(crate) struct Target {
-    pub(crate) key: PoolKey,
-    tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-impl Target {
-    /// The target of `uri`; `None` for a URI the router never builds (no host, another scheme).
-    pub(crate) fn of(uri: &http::Uri, tls: &Arc<rustls::ClientConfig>) -> Option<Target> {
+impl Origin {
+    /// The origin of `uri`; `None` for a URI the router never builds (no host, another scheme).
+    pub(crate) fn of(uri: &http::Uri, tls: &Arc<rustls::ClientConfig>) -> Option<Origin> {
         let https = match uri.scheme_str()? {
             "https" => true,
             "http" => false,
             _ => return None,
         };
-        let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tls = https.then(|| tls.clone());
-        Some(Target {
-            key: PoolKey {
-                tls: tls.clone().map(Trust),
-                host: host.to_owned(),
-                port,
-            },
-            tls,
+        Some(Origin {
+            tls: https.then(|| Trust(tls.clone())),
+            authority: uri.authority()?.clone(),
         })
+    }
+
+    /// The host, without an IPv6 literal's brackets.
+    fn host(&self) -> &str {
+        self.authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+    }
+
+    fn port(&self) -> u16 {
+        let default = if self.tls.is_some() { 443 } else { 80 };
+        self.authority.port_u16().unwrap_or(default)
     }
 }
 
@@ -195,18 +196,18 @@ struct Idle {
 /// Idle keep-alive connections, by where they go, oldest first.
 #[derive(Default)]
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<PoolKey, Vec<Idle>>>,
+    idle: Mutex<HashMap<Origin, Vec<Idle>>>,
 }
 
 impl Pool {
     /// A pooled connection still open, most recently used first. Those idle for longer than
     /// [`IDLE_TIMEOUT`] are closed on the way.
-    pub(crate) fn take(&self, key: &PoolKey) -> Option<Conn> {
+    pub(crate) fn take(&self, origin: &Origin) -> Option<Conn> {
         let now = Instant::now();
         loop {
             let (newest, expired) = {
                 let mut idle = lock(&self.idle);
-                let conns = idle.get_mut(key)?;
+                let conns = idle.get_mut(origin)?;
                 let fresh = conns
                     .iter()
                     .position(|c| now.duration_since(c.since) < IDLE_TIMEOUT)
@@ -222,10 +223,10 @@ impl Pool {
         }
     }
 
-    pub(crate) fn put(&self, key: PoolKey, conn: Conn) {
+    pub(crate) fn put(&self, origin: Origin, conn: Conn) {
         let since = Instant::now();
         let mut idle = lock(&self.idle);
-        let conns = idle.entry(key).or_default();
+        let conns = idle.entry(origin).or_default();
         if conns.len() < MAX_IDLE_PER_HOST {
             conns.push(Idle { conn, since });
         }
@@ -239,22 +240,22 @@ impl Pool {
     }
 }
 
-/// Opens a connection to `target`: resolve, TCP, TLS, HTTP/1.1 handshake, all within `timeout`.
+/// Opens a connection to `origin`: resolve, TCP, TLS, HTTP/1.1 handshake, all within `timeout`.
 pub(crate) async fn connect(
-    target: &Target,
+    origin: &Origin,
     watch: &Watch,
     timeout: Duration,
 ) -> Result<Conn, TransportErrorKind> {
     // Made within the extension runtime's context (jobs are polled inside it), so its timer
     // runs there and wakes this job through its thread's queue.
-    match tokio::time::timeout(timeout, open(target, watch)).await {
+    match tokio::time::timeout(timeout, open(origin, watch)).await {
         Ok(result) => result,
         Err(_) => Err(TransportErrorKind::Timeout),
     }
 }
 
-async fn open(target: &Target, watch: &Watch) -> Result<Conn, TransportErrorKind> {
-    let addrs = resolve(&target.key.host, target.key.port).await?;
+async fn open(origin: &Origin, watch: &Watch) -> Result<Conn, TransportErrorKind> {
+    let addrs = resolve(origin.host(), origin.port()).await?;
     let mut last = TransportErrorKind::Refused;
     let mut socket = None;
     for addr in addrs {
@@ -267,10 +268,10 @@ async fn open(target: &Target, watch: &Watch) -> Result<Conn, TransportErrorKind
         }
     }
     let socket = socket.ok_or(last)?;
-    let io = match &target.tls {
+    let io = match &origin.tls {
         None => Io::Plain(socket),
-        Some(config) => {
-            let name = ServerName::try_from(target.key.host.clone())
+        Some(Trust(config)) => {
+            let name = ServerName::try_from(origin.host().to_owned())
                 .map_err(|_| TransportErrorKind::Tls)?;
             let tls = tokio_rustls::TlsConnector::from(config.clone())
                 .connect(name, socket)

@@ -52,12 +52,12 @@ impl LoopIo {
     ) -> Arc<dyn AttemptSpawner> {
         Arc::new(Spawner {
             jobs: self.jobs.clone(),
-            ends: attempt::Ends {
+            ends: Arc::new(attempt::Ends {
                 watch: Watch::Asyncio(self.reactor.clone()),
                 pool: self.pool.clone(),
                 tls,
                 connect_timeout,
-            },
+            }),
         })
     }
 
@@ -90,12 +90,12 @@ impl SyncNet {
     pub(crate) fn spawner(&self, driver: &poll::Driver) -> Arc<dyn AttemptSpawner> {
         Arc::new(Spawner {
             jobs: driver.jobs().clone(),
-            ends: attempt::Ends {
+            ends: Arc::new(attempt::Ends {
                 watch: Watch::Poll,
                 pool: self.pool.clone(),
                 tls: self.tls.clone(),
                 connect_timeout: self.connect_timeout,
-            },
+            }),
         })
     }
 }
@@ -103,7 +103,7 @@ impl SyncNet {
 /// Starts a router's attempts as jobs of one thread.
 struct Spawner {
     jobs: Arc<Jobs>,
-    ends: attempt::Ends,
+    ends: Arc<attempt::Ends>,
 }
 
 impl AttemptSpawner for Spawner {
