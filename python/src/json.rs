@@ -79,10 +79,7 @@ impl Codec {
         if !matches!(scanned, Some(Ok(Some(ref v))) if v.eq(&expected).unwrap_or(false)) {
             self.scanner = None;
         }
-        let encoded = self
-            .c_encoder
-            .as_ref()
-            .map(|_| self.fast_dumps(py, &expected));
+        let encoded = self.c_encoder.as_ref().map(|_| self.encoded(py, &expected));
         let slow = self.encode.bind(py).call1((&expected,));
         let agree = match (encoded, slow) {
             (Some(Ok(fast)), Ok(slow)) => fast.as_any().eq(&slow).unwrap_or(false),
@@ -93,9 +90,10 @@ impl Codec {
         }
     }
 
-    /// `value` through `c_make_encoder`: a fresh encoder per call, so that its circular-
-    /// reference markers never outlive one encoding.
-    fn fast_dumps<'py>(
+    /// `value` as JSON text: through `c_make_encoder` where it passed the check (a fresh
+    /// encoder per call, so that its circular-reference markers never outlive one encoding),
+    /// else through `encode`.
+    fn encoded<'py>(
         &self,
         py: Python<'py>,
         value: &Bound<'py, PyAny>,
@@ -163,7 +161,7 @@ pub(crate) fn _json_fast_paths(py: Python<'_>) -> PyResult<(bool, bool)> {
 /// `value` as compact JSON text. Raises `TypeError` for what JSON cannot hold (sets, bytes,
 /// objects) and `ValueError` for NaN, infinities and circular references, as `json.dumps` does.
 pub(crate) fn dumps(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<String> {
-    codec(py)?.fast_dumps(py, value)?.extract()
+    codec(py)?.encoded(py, value)?.extract()
 }
 
 /// `json.loads(bytes)` for UTF-8 JSON (what the router hands back always is).

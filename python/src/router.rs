@@ -30,9 +30,10 @@ pub(crate) struct PyRouter {
     driver: Mutex<ProcessRouter>,
     policy: &'static str,
     secrets: Arc<Secrets>,
-    /// The TLS trust of attempts an event loop sends itself (HTTP/1.1 only), made at the first
-    /// awaited call; `None` if it could not be made (those calls then use the runtime's pool).
-    loop_tls: OnceLock<Option<Arc<rustls::ClientConfig>>>,
+    /// The TLS trust of attempts the waiting thread sends itself (a sync caller, an event loop;
+    /// HTTP/1.1 only), made at the first call that needs it; `None` if it could not be made
+    /// (calls then use the runtime's pool).
+    http1_tls: OnceLock<Option<Arc<rustls::ClientConfig>>>,
 }
 
 /// A router, the connections of its sync calls, and the fork generation they were made in.
@@ -135,7 +136,7 @@ impl PyRouter {
         let net = process.sync_net.get_or_init(|| {
             #[cfg(unix)]
             return self
-                .loop_tls(&process.router)
+                .http1_tls(&process.router)
                 .map(|tls| Arc::new(SyncNet::new(tls, process.router.connect_timeout())));
             #[cfg(not(unix))]
             None
@@ -164,9 +165,9 @@ impl PyRouter {
         Ok(process)
     }
 
-    /// The TLS trust for attempts an event loop sends itself: the router's, HTTP/1.1 only.
-    fn loop_tls(&self, router: &Router) -> Option<Arc<rustls::ClientConfig>> {
-        self.loop_tls
+    /// The TLS trust for attempts the waiting thread sends itself: the router's, HTTP/1.1 only.
+    fn http1_tls(&self, router: &Router) -> Option<Arc<rustls::ClientConfig>> {
+        self.http1_tls
             .get_or_init(|| router.http1_tls_config().ok().map(Arc::new))
             .clone()
     }
@@ -304,7 +305,7 @@ impl PyRouter {
             driver: Mutex::new(ProcessRouter::new(fork_generation(), router)),
             policy,
             secrets: Arc::new(secrets),
-            loop_tls: OnceLock::new(),
+            http1_tls: OnceLock::new(),
         })
     }
 
@@ -340,7 +341,7 @@ impl PyRouter {
         let request = self.parse(py, request, stream)?;
         let router = self.router(py)?;
         let secrets = self.secrets.clone();
-        let on_loop = |io: Option<&LoopIo>| match (io, self.loop_tls(&router)) {
+        let on_loop = |io: Option<&LoopIo>| match (io, self.http1_tls(&router)) {
             (Some(io), Some(tls)) => router.with_spawner(io.spawner(tls, router.connect_timeout())),
             _ => router.clone(),
         };
