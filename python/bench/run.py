@@ -85,7 +85,12 @@ def freeze_what_is_loaded() -> None:
     gc.freeze()
 
 
-def _run_threads(call: Callable[[], Any], concurrency: int, n: int) -> tuple[list[int], list[str], float]:
+# What a run returns: each call's latency in ns, the errors, the wall time and the process's CPU
+# time (every thread, user and system) in seconds.
+Run = tuple[list[int], list[str], float, float]
+
+
+def _run_threads(call: Callable[[], Any], concurrency: int, n: int) -> Run:
     counter = itertools.count()  # next() is atomic under the GIL
     samples: list[list[int]] = [[] for _ in range(concurrency)]
     errors: list[str] = []
@@ -109,16 +114,16 @@ def _run_threads(call: Callable[[], Any], concurrency: int, n: int) -> tuple[lis
     for t in threads:
         t.start()
     barrier.wait()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
-    return [x for s in samples for x in s], errors, wall
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return [x for s in samples for x in s], errors, wall, cpu
 
 
 async def _run_tasks(
     acall: Callable[[], Awaitable[Any]], concurrency: int, n: int
-) -> tuple[list[int], list[str], float]:
+) -> Run:
     counter = itertools.count()
     samples: list[list[int]] = [[] for _ in range(concurrency)]
     errors: list[str] = []
@@ -133,10 +138,10 @@ async def _run_tasks(
                 errors.append(f"{type(e).__name__}: {e}"[:300] if len(errors) < 5 else "")
             out.append(clock() - start)
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker(s) for s in samples))
-    wall = time.perf_counter() - t0
-    return [x for s in samples for x in s], errors, wall
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return [x for s in samples for x in s], errors, wall, cpu
 
 
 def _plan(warm_wall: float, warm_n: int, concurrency: int, budget: float, n_max: int | None) -> int:
@@ -148,7 +153,7 @@ def _plan(warm_wall: float, warm_n: int, concurrency: int, budget: float, n_max:
 
 def _row(
     client: str, mode: str, concurrency: int, ns: list[int], errors: list[str], wall: float,
-    requests: int | None,
+    cpu: float, requests: int | None,
 ) -> dict[str, Any]:
     ns.sort()
     return {
@@ -160,6 +165,7 @@ def _row(
         "p99_us": round(percentile(ns, 0.99), 1),
         "mean_us": round(sum(ns) / len(ns) / 1000.0, 1) if ns else float("nan"),
         "calls_per_s": round(len(ns) / wall, 1),
+        "cpu_us_per_call": round(cpu / len(ns) * 1e6, 1),
         "requests_per_call": None if requests is None else round(requests / len(ns), 2),
         "errors": len(errors),
         "first_errors": [e for e in errors if e][:3],
@@ -173,12 +179,12 @@ def measure_sync(
     rows = []
     for c in concurrencies:
         warm_n = max(100, 4 * c)
-        _, _, warm_wall = _run_threads(call, c, warm_n)
+        warm_wall = _run_threads(call, c, warm_n)[2]
         n = _plan(warm_wall, warm_n, c, budget, n_max)
         before = stats.requests() if stats else None
-        ns, errors, wall = _run_threads(call, c, n)
+        ns, errors, wall, cpu = _run_threads(call, c, n)
         requests = stats.requests() - before if stats and before is not None else None
-        rows.append(_row(client, "sync", c, ns, errors, wall, requests))
+        rows.append(_row(client, "sync", c, ns, errors, wall, cpu, requests))
         print_row(rows[-1])
     return rows
 
@@ -190,25 +196,27 @@ async def measure_async(
     rows = []
     for c in concurrencies:
         warm_n = max(100, 4 * c)
-        _, _, warm_wall = await _run_tasks(acall, c, warm_n)
+        warm_wall = (await _run_tasks(acall, c, warm_n))[2]
         n = _plan(warm_wall, warm_n, c, budget, n_max)
         before = stats.requests() if stats else None
-        ns, errors, wall = await _run_tasks(acall, c, n)
+        ns, errors, wall, cpu = await _run_tasks(acall, c, n)
         requests = stats.requests() - before if stats and before is not None else None
-        rows.append(_row(client, "async", c, ns, errors, wall, requests))
+        rows.append(_row(client, "async", c, ns, errors, wall, cpu, requests))
         print_row(rows[-1])
     return rows
 
 
-HEADER = f"{'client':<34} {'mode':<5} {'conc':>4} {'n':>5} {'p50 µs':>9} {'p99 µs':>9} {'calls/s':>9} {'req/call':>8}"
+HEADER = (f"{'client':<34} {'mode':<5} {'conc':>4} {'n':>5} {'p50 µs':>9} {'p99 µs':>9} {'calls/s':>9} "
+          f"{'cpu µs':>7} {'req/call':>8}")
 
 
 def print_row(r: dict[str, Any], file: Any = None) -> None:
     rpc = "" if r.get("requests_per_call") is None else f"{r['requests_per_call']:.2f}"
+    cpu = "" if r.get("cpu_us_per_call") is None else f"{r['cpu_us_per_call']:.1f}"
     err = f"  ERRORS {r['errors']}: {r['first_errors'][:1]}" if r.get("errors") else ""
     print(
         f"{r['client']:<34} {r['mode']:<5} {r['concurrency']:>4} {r['n']:>5} {r['p50_us']:>9.1f} "
-        f"{r['p99_us']:>9.1f} {r['calls_per_s']:>9.0f} {rpc:>8}{err}",
+        f"{r['p99_us']:>9.1f} {r['calls_per_s']:>9.0f} {cpu:>7} {rpc:>8}{err}",
         file=file or sys.stderr,
         flush=True,
     )
@@ -340,19 +348,39 @@ def bench_httpx(mock: Mock, budget: float) -> list[dict[str, Any]]:
     return rows + asyncio.run(run())
 
 
-def bench_socket(mock: Mock, budget: float) -> list[dict[str, Any]]:
-    """The floor of any Python client: one kept-alive blocking socket, the request written by
-    hand, the response's JSON parsed. No HTTP library, no routing. Concurrency 1 (the targets'
-    cell)."""
-    import socket
+def _raw_http(mock: Mock) -> tuple[tuple[str, int], bytes]:
+    """The address of provider `a` and a whole HTTP/1.1 request for it, written by hand."""
     from urllib.parse import urlsplit
 
     url = urlsplit(f"{mock.base_url('a')}/chat/completions")
     body = json.dumps(PAYLOAD, separators=(",", ":")).encode()
     head = (f"POST {url.path} HTTP/1.1\r\nhost: {url.netloc}\r\ncontent-type: application/json\r\n"
             f"authorization: Bearer {KEY}\r\ncontent-length: {len(body)}\r\n\r\n").encode()
-    request = head + body
-    sock = socket.create_connection((url.hostname, url.port))
+    assert url.hostname and url.port
+    return (url.hostname, url.port), head + body
+
+
+def _parsed_answer(received: bytes) -> tuple[bool, Any]:
+    """(True, the parsed JSON) once `received` holds a whole response, else (False, None)."""
+    head, sep, rest = received.partition(b"\r\n\r\n")
+    if not sep:
+        return False, None
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    if len(rest) < length:
+        return False, None
+    return True, json.loads(rest[:length])
+
+
+def bench_socket(mock: Mock, budget: float) -> list[dict[str, Any]]:
+    """The floor of any Python client, sync and asyncio: one kept-alive socket, the request
+    written by hand, the response's JSON parsed. No HTTP library, no routing. Concurrency 1 (the
+    targets' cell). The asyncio row is a bare `asyncio.Protocol` whose `data_received` resolves
+    the awaited future: what any awaited call costs on the loop before any library runs."""
+    import socket
+
+    address, request = _raw_http(mock)
+    sock = socket.create_connection(address)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def call() -> Any:
@@ -363,18 +391,50 @@ def bench_socket(mock: Mock, budget: float) -> list[dict[str, Any]]:
             if not chunk:
                 raise ConnectionError("the mock provider closed the connection")
             received += chunk
-            head, sep, rest = received.partition(b"\r\n\r\n")
-            if not sep:
-                continue
-            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
-            if len(rest) >= length:
-                return json.loads(rest[:length])
+            done, answer = _parsed_answer(received)
+            if done:
+                return answer
 
     try:
-        return measure_sync("raw socket (Python, blocking)", call, (1,), budget, mock.stats)
+        rows = measure_sync("raw socket (Python, blocking)", call, (1,), budget, mock.stats)
     finally:
         sock.close()
+
+    class Exchange(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.received = b""
+            self.answer: asyncio.Future[Any] | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.received += data
+            done, answer = _parsed_answer(self.received)
+            if done and self.answer is not None:
+                self.received = b""
+                self.answer.set_result(answer)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.answer is not None and not self.answer.done():
+                self.answer.set_exception(ConnectionError("the mock provider closed the connection"))
+
+    async def run() -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        transport, exchange = await loop.create_connection(Exchange, *address)
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        async def acall() -> Any:
+            exchange.answer = loop.create_future()
+            transport.write(request)
+            return await exchange.answer
+
+        try:
+            return await measure_async("raw socket (Python, asyncio)", acall, (1,), budget, mock.stats)
+        finally:
+            transport.close()
+
+    return rows + asyncio.run(run())
 
 
 STREAM_PAYLOAD = {**PAYLOAD, "stream": True}
@@ -591,6 +651,7 @@ def _rust_cells(mock: Mock, client: str, urls: list[str], extra: list[str],
             "mode": "async", "concurrency": c, "n": out["requests"],
             "p50_us": round(out["p50_us"], 1), "p99_us": round(out["p99_us"], 1),
             "mean_us": round(out["mean_us"], 1), "calls_per_s": round(out["calls_per_s"], 1),
+            "cpu_us_per_call": None if out.get("cpu_us_per_call") is None else round(out["cpu_us_per_call"], 1),
             "requests_per_call": round(requests / out["requests"], 2),
             "errors": out["errors"], "first_errors": [],
         }
@@ -641,7 +702,7 @@ def targets(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
     rust = find(rows, "Rust f3dx-router-tokio Router", "async")
     raw = find(rows, "Rust reqwest", "async")
     floor = raw["p50_us"] if raw else 0.0
-    socket_floor = find(rows, "raw socket", "sync")
+    socket_floors = {m: find(rows, "raw socket", m) for m in ("sync", "async")}
 
     def check(name: str, mode: str, value: float, limit: float, ok: bool, detail: str) -> None:
         checks.append({"target": name, "mode": mode, "value": round(value, 4), "limit": limit,
@@ -669,16 +730,23 @@ def targets(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
             delta = r["p50_us"] - rust["p50_us"]
             check("median <= Rust tokio Router + 30 µs", mode, delta, 30.0, delta <= 30.0,
                   f"{r['p50_us']:.1f} - {rust['p50_us']:.1f} µs = {delta:+.1f} µs")
-    if socket_floor:
-        # Whether any Python client could meet a ratio target here: a bare blocking socket's
-        # median (no HTTP library, no routing) against the target's limit.
-        bare = socket_floor["p50_us"]
-        for name, theirs, limit in [("1/2 of f3dx-router 0.0.3", old, 0.5),
-                                    ("1/50 of LiteLLM Router (sync)", lite.get("sync"), 0.02)]:
-            if theirs:
-                bound = theirs["p50_us"] * limit
-                check(f"median <= {name}: within reach of any Python client?", "sync", bare, round(bound, 1),
-                      bare <= bound, f"limit {bound:.1f} µs; a bare blocking socket takes {bare:.1f} µs")
+    # Whether any Python client could meet a target here: the bare socket of the same mode (no
+    # HTTP library, no routing) against the target's limit.
+    for mode, floor_row in socket_floors.items():
+        if floor_row is None:
+            continue
+        bare = floor_row["p50_us"]
+        what = "a bare blocking socket" if mode == "sync" else "a bare asyncio Protocol"
+        limits = []
+        if old:
+            limits.append(("1/2 of f3dx-router 0.0.3", old["p50_us"] * 0.5))
+        if lite.get(mode):
+            limits.append((f"1/50 of LiteLLM Router ({mode})", lite[mode]["p50_us"] * 0.02))
+        if rust:
+            limits.append(("Rust tokio Router + 30 µs", rust["p50_us"] + 30.0))
+        for name, bound in limits:
+            check(f"median <= {name}: within reach of any Python client?", mode, bare, round(bound, 1),
+                  bare <= bound, f"limit {bound:.1f} µs; {what} takes {bare:.1f} µs")
     best = max((r for r in rows if r["client"].startswith("f3dx_router ")
                 and not any(word in r["client"] for word in ("429", "hedged", "stream"))),
                key=lambda r: r["calls_per_s"], default=None)
@@ -706,12 +774,14 @@ def markdown(rows: list[dict[str, Any]], checks: list[dict[str, Any]], failover:
            f"{info['machine']['python']}; mock provider on the same machine"
            f"{' (pinned to its own CPU, clients on the others)' if info.get('pinned') else ''}; load average "
            f"{info['loadavg_start'][0]} at start, {info['loadavg_end'][0]} at end.", ""]
-    out += ["| client | mode | concurrency | p50 µs | p99 µs | calls/s | req/call |", "|---|---|--:|--:|--:|--:|--:|"]
+    out += ["| client | mode | concurrency | p50 µs | p99 µs | calls/s | CPU µs/call | req/call |",
+            "|---|---|--:|--:|--:|--:|--:|--:|"]
     for r in rows:
         rpc = "" if r["requests_per_call"] is None else f"{r['requests_per_call']:.2f}"
+        cpu = "" if r.get("cpu_us_per_call") is None else f"{r['cpu_us_per_call']:.0f}"
         err = f" ({r['errors']} errors)" if r["errors"] else ""
         out.append(f"| {r['client']}{err} | {r['mode']} | {r['concurrency']} | {r['p50_us']:.0f} | "
-                   f"{r['p99_us']:.0f} | {r['calls_per_s']:.0f} | {rpc} |")
+                   f"{r['p99_us']:.0f} | {r['calls_per_s']:.0f} | {cpu} | {rpc} |")
     out += ["", "| target | mode | measured | met |", "|---|---|---|---|"]
     for c in checks:
         out.append(f"| {c['target']} | {c['mode']} | {c['detail']} | {'yes' if c['met'] else 'NO'} |")
@@ -772,8 +842,9 @@ def merge(passes: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         row = dict(rs[0])
         for k in ("p50_us", "p99_us", "mean_us", "calls_per_s"):
             row[k] = round(median([r[k] for r in rs]), 1)
-        rpc = [r["requests_per_call"] for r in rs if r["requests_per_call"] is not None]
-        row["requests_per_call"] = round(median(rpc), 2) if rpc else None
+        for k, digits in (("requests_per_call", 2), ("cpu_us_per_call", 1)):
+            known = [r[k] for r in rs if r.get(k) is not None]
+            row[k] = round(median(known), digits) if known else None
         row["n"] = sum(r["n"] for r in rs)
         row["errors"] = sum(r["errors"] for r in rs)
         row["first_errors"] = [e for r in rs for e in r["first_errors"]][:3]

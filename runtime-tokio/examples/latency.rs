@@ -11,7 +11,9 @@
 //! Each `--base-url` is one OpenAI-shape provider, in preference order. `concurrency` tasks share
 //! one router; each call parses the same request bytes into a `ChatRequest` (as a caller holding
 //! JSON would) and awaits `chat_completions`, timed with an `Instant` around both. Prints one JSON
-//! line: `{"requests", "concurrency", "errors", "p50_us", "p99_us", "mean_us", "calls_per_s"}`.
+//! line: `{"requests", "concurrency", "errors", "p50_us", "p99_us", "mean_us", "calls_per_s",
+//! "cpu_us_per_call"}`; the last is the CPU time of every thread of the process over the measured
+//! calls, divided by their number (Linux: `/proc/self/task/*/schedstat`; `null` elsewhere).
 //!
 //! `--raw` measures the transport floor instead: no router, one `reqwest` client built like the
 //! router's (HTTP/1.1 keep-alive, `TCP_NODELAY`) POSTs the same bytes to the first base URL's
@@ -138,6 +140,17 @@ async fn run(
     (samples, errors, start.elapsed())
 }
 
+/// CPU time so far of every live thread of this process (the first field of each thread's
+/// `schedstat`, in ns), or `None` where there is no procfs.
+fn process_cpu() -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
 fn percentile_us(sorted: &[Duration], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -205,7 +218,11 @@ async fn measure(args: Args) -> ExitCode {
     };
 
     run(&router, args.warmup, args.concurrency).await;
+    let cpu_before = process_cpu();
     let (mut samples, errors, wall) = run(&router, args.requests, args.concurrency).await;
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     samples.sort_unstable();
     let mean = samples.iter().map(Duration::as_secs_f64).sum::<f64>() / samples.len() as f64;
     let line = json!({
@@ -216,6 +233,7 @@ async fn measure(args: Args) -> ExitCode {
         "p99_us": percentile_us(&samples, 0.99),
         "mean_us": mean * 1e6,
         "calls_per_s": samples.len() as f64 / wall.as_secs_f64(),
+        "cpu_us_per_call": cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / samples.len() as f64),
     });
     println!("{line}");
     ExitCode::SUCCESS
