@@ -226,8 +226,21 @@ def print_row(r: dict[str, Any], file: Any = None) -> None:
 # Worker mode: f3dx-router 0.0.3 in its own venv
 
 
+def timed_calls(call: Callable[[], Any], n: int) -> list[int]:
+    """`n` calls one after another; each one's latency in ns, in call order."""
+    clock = time.perf_counter_ns
+    out = []
+    for _ in range(n):
+        start = clock()
+        call()
+        out.append(clock() - start)
+    return out
+
+
 def worker(spec: dict[str, Any]) -> None:
-    """Runs in .venv-bench-old: builds a 0.0.3 Router from `spec` and prints the rows as JSON."""
+    """Runs in .venv-bench-old: builds a 0.0.3 Router from `spec` and prints the rows as JSON.
+    With `"serve": true` it measures on request instead, for the paired rounds: each line on
+    stdin is a number of calls, answered by one line, their latencies in ns as a JSON list."""
     import f3dx_router  # the 0.0.3 wheel
 
     router = f3dx_router.Router(spec["providers"], policy=spec.get("policy", "sequential"))
@@ -239,6 +252,10 @@ def worker(spec: dict[str, Any]) -> None:
     first = call()
     if not isinstance(first, dict) or "choices" not in first:
         raise SystemExit(f"unexpected 0.0.3 answer: {first!r}"[:500])
+    if spec.get("serve"):
+        for line in sys.stdin:
+            print(json.dumps(timed_calls(call, int(line))), flush=True)
+        return
     rows = measure_sync(
         spec["client"], call, tuple(spec["concurrencies"]), spec["budget"], stats,
         spec.get("n_max"),
@@ -372,11 +389,10 @@ def _parsed_answer(received: bytes) -> tuple[bool, Any]:
     return True, json.loads(rest[:length])
 
 
-def bench_socket(mock: Mock, budget: float) -> list[dict[str, Any]]:
-    """The floor of any Python client, sync and asyncio: one kept-alive socket, the request
-    written by hand, the response's JSON parsed. No HTTP library, no routing. Concurrency 1 (the
-    targets' cell). The asyncio row is a bare `asyncio.Protocol` whose `data_received` resolves
-    the awaited future: what any awaited call costs on the loop before any library runs."""
+def blocking_socket_call(mock: Mock) -> tuple[Callable[[], Any], Callable[[], None]]:
+    """The floor of any sync Python client: one kept-alive blocking socket, the request written
+    by hand, the response's JSON parsed. No HTTP library, no routing. Returns the call and what
+    closes the socket."""
     import socket
 
     address, request = _raw_http(mock)
@@ -395,44 +411,62 @@ def bench_socket(mock: Mock, budget: float) -> list[dict[str, Any]]:
             if done:
                 return answer
 
+    return call, sock.close
+
+
+class _Exchange(asyncio.Protocol):
+    """One kept-alive connection whose `data_received` resolves the awaited answer."""
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.answer: asyncio.Future[Any] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+        done, answer = _parsed_answer(self.received)
+        if done and self.answer is not None:
+            self.received = b""
+            self.answer.set_result(answer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_exception(ConnectionError("the mock provider closed the connection"))
+
+
+async def asyncio_socket_call(mock: Mock) -> tuple[Callable[[], Awaitable[Any]], Callable[[], None]]:
+    """The floor of any awaited Python call, on the running loop: a bare `asyncio.Protocol`, the
+    request written by hand, the response's JSON parsed. Returns the call and what closes the
+    connection."""
+    import socket
+
+    address, request = _raw_http(mock)
+    loop = asyncio.get_running_loop()
+    transport, exchange = await loop.create_connection(_Exchange, *address)
+    transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    async def acall() -> Any:
+        exchange.answer = loop.create_future()
+        transport.write(request)
+        return await exchange.answer
+
+    return acall, transport.close
+
+
+def bench_socket(mock: Mock, budget: float) -> list[dict[str, Any]]:
+    """The floors of any Python client, blocking and asyncio, at concurrency 1 (the targets'
+    cell)."""
+    call, close = blocking_socket_call(mock)
     try:
         rows = measure_sync("raw socket (Python, blocking)", call, (1,), budget, mock.stats)
     finally:
-        sock.close()
-
-    class Exchange(asyncio.Protocol):
-        def __init__(self) -> None:
-            self.received = b""
-            self.answer: asyncio.Future[Any] | None = None
-
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport = transport
-
-        def data_received(self, data: bytes) -> None:
-            self.received += data
-            done, answer = _parsed_answer(self.received)
-            if done and self.answer is not None:
-                self.received = b""
-                self.answer.set_result(answer)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self.answer is not None and not self.answer.done():
-                self.answer.set_exception(ConnectionError("the mock provider closed the connection"))
+        close()
 
     async def run() -> list[dict[str, Any]]:
-        loop = asyncio.get_running_loop()
-        transport, exchange = await loop.create_connection(Exchange, *address)
-        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        async def acall() -> Any:
-            exchange.answer = loop.create_future()
-            transport.write(request)
-            return await exchange.answer
-
+        acall, aclose = await asyncio_socket_call(mock)
         try:
             return await measure_async("raw socket (Python, asyncio)", acall, (1,), budget, mock.stats)
         finally:
-            transport.close()
+            aclose()
 
     return rows + asyncio.run(run())
 
@@ -575,7 +609,8 @@ def bench_old(mock: Mock, budget: float, failover: bool) -> list[dict[str, Any]]
     return list(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def bench_litellm(mock: Mock, budget: float, failover: bool) -> list[dict[str, Any]]:
+def litellm_router(mock: Mock, failover: bool) -> tuple[str, Any, str]:
+    """LiteLLM's `Router` at the mock: its row name, the router, and the model group to call."""
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     import litellm
     from litellm import Router
@@ -594,14 +629,15 @@ def bench_litellm(mock: Mock, budget: float, failover: bool) -> list[dict[str, A
     if failover:
         # LiteLLM fails over across model groups (`fallbacks`); cooldowns off so that every call
         # tries `rl` first, like the other routers.
-        name = f"litellm {version} Router 429->ok"
         router = Router(model_list=[deployment("primary", "rl"), deployment("backup", "b")],
                         fallbacks=[{"primary": ["backup"]}], num_retries=0, disable_cooldowns=True)
-        group, concurrencies = "primary", (1,)
-    else:
-        name = f"litellm {version} Router"
-        router = Router(model_list=[deployment(MODEL, "a")], num_retries=0)
-        group, concurrencies = MODEL, CONCURRENCY
+        return f"litellm {version} Router 429->ok", router, "primary"
+    return f"litellm {version} Router", Router(model_list=[deployment(MODEL, "a")], num_retries=0), MODEL
+
+
+def bench_litellm(mock: Mock, budget: float, failover: bool) -> list[dict[str, Any]]:
+    name, router, group = litellm_router(mock, failover)
+    concurrencies = (1,) if failover else CONCURRENCY
     # Slow: a smaller sample cap so the run stays within minutes.
     n_max = 1000
     freeze_what_is_loaded()
@@ -861,7 +897,7 @@ def main() -> None:
                         help="seconds of measurement per cell (calls are capped at 2000 at c=1, 4000 above)")
     parser.add_argument("--passes", type=int, default=3,
                         help="run every cell this many times; report the median (default 3)")
-    parser.add_argument("--only", default="", help="comma-separated subset: socket,httpx,openai,old,litellm,f3dx,rust,streams")
+    parser.add_argument("--only", default="", help="comma-separated subset: socket,httpx,openai,old,litellm,f3dx,rust,streams,paired")
     parser.add_argument("--pin", action="store_true",
                         help="run the mock provider on the last CPU and every client on the others "
                              "(results then go to results-pinned.json)")
@@ -892,11 +928,16 @@ def main() -> None:
         os.sched_setaffinity(0, set(cpus[:-1]))
     mock = Mock(server_cpus)
     passes: list[list[dict[str, Any]]] = []
+    paired_rounds = None
     b = args.budget
     try:
         for i in range(args.passes):
             print(f"== pass {i + 1}/{args.passes}\n{HEADER}", file=sys.stderr)
             passes.append(one_pass(mock, b, only))
+        if not only or "paired" in only:
+            import paired
+
+            paired_rounds = paired.measure(mock, b)
     finally:
         mock.close()
     rows = merge(passes)
@@ -914,11 +955,16 @@ def main() -> None:
                      "provider (f3dx-mock-provider, release, recording off) runs on the same machine"}
     checks, failover = targets(rows)
     report = markdown(rows, checks, failover, info)
+    if paired_rounds is not None:
+        import paired
+
+        report += "\n\n" + paired.markdown(paired_rounds)
     print(report)
     print(f"\n({info['seconds']} s)")
     if not only:
         results = RESULTS.with_name("results-pinned.json") if args.pin else RESULTS
-        results.write_text(json.dumps({**info, "rows": rows, "targets": checks, "failover": failover}, indent=1) + "\n")
+        results.write_text(json.dumps({**info, "rows": rows, "targets": checks, "failover": failover,
+                                       "paired": paired_rounds}, indent=1) + "\n")
         print(f"wrote {results.relative_to(REPO)}")
 
 

@@ -5,7 +5,7 @@
 //! cargo run --release -p f3dx-router-tokio --example latency -- \
 //!     --base-url http://127.0.0.1:PORT/a/v1 [--base-url ...] [--requests 2000] \
 //!     [--concurrency 1] [--warmup 200] [--policy sequential|hedged] [--hedge-k 2] \
-//!     [--raw] [--current-thread]
+//!     [--raw] [--current-thread] [--samples]
 //! ```
 //!
 //! Each `--base-url` is one OpenAI-shape provider, in preference order. `concurrency` tasks share
@@ -14,6 +14,8 @@
 //! line: `{"requests", "concurrency", "errors", "p50_us", "p99_us", "mean_us", "calls_per_s",
 //! "cpu_us_per_call"}`; the last is the CPU time of every thread of the process over the measured
 //! calls, divided by their number (Linux: `/proc/self/task/*/schedstat`; `null` elsewhere).
+//! `--samples` adds `"samples_ns"`, every call's latency in call order (the bench's paired
+//! rounds pool them with other clients' samples).
 //!
 //! `--raw` measures the transport floor instead: no router, one `reqwest` client built like the
 //! router's (HTTP/1.1 keep-alive, `TCP_NODELAY`) POSTs the same bytes to the first base URL's
@@ -41,6 +43,7 @@ struct Args {
     hedge_k: usize,
     raw: bool,
     current_thread: bool,
+    samples: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -53,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         hedge_k: 2,
         raw: false,
         current_thread: false,
+        samples: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(name) = it.next() {
@@ -67,6 +71,7 @@ fn parse_args() -> Result<Args, String> {
             "--hedge-k" => args.hedge_k = number(value()?)?,
             "--raw" => args.raw = true,
             "--current-thread" => args.current_thread = true,
+            "--samples" => args.samples = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -223,9 +228,12 @@ async fn measure(args: Args) -> ExitCode {
     let cpu = process_cpu()
         .zip(cpu_before)
         .map(|(after, before)| after - before);
+    let in_order: Option<Vec<u128>> = args
+        .samples
+        .then(|| samples.iter().map(Duration::as_nanos).collect());
     samples.sort_unstable();
     let mean = samples.iter().map(Duration::as_secs_f64).sum::<f64>() / samples.len() as f64;
-    let line = json!({
+    let mut line = json!({
         "requests": samples.len(),
         "concurrency": args.concurrency,
         "errors": errors,
@@ -235,6 +243,9 @@ async fn measure(args: Args) -> ExitCode {
         "calls_per_s": samples.len() as f64 / wall.as_secs_f64(),
         "cpu_us_per_call": cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / samples.len() as f64),
     });
+    if let Some(in_order) = in_order {
+        line["samples_ns"] = json!(in_order);
+    }
     println!("{line}");
     ExitCode::SUCCESS
 }
