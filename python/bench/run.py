@@ -301,7 +301,10 @@ class Mock:
         line = self.proc.stdout.readline()
         if not line:
             raise SystemExit("f3dx-mock-provider printed nothing")
-        self.http_url: str = json.loads(line)["http_url"]
+        info = json.loads(line)
+        self.http_url: str = info["http_url"]
+        self.https_url: str = info["https_url"]
+        self.ca_pem: str = Path(info["ca_pem_path"]).read_text()
         self.stats = Stats(self.http_url)
         self.control("POST", "recording", {"enabled": False})
         # `rl` answers every request 429 with no retry-after: no cooldown, every call fails over.
@@ -317,11 +320,11 @@ class Mock:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
 
-    def base_url(self, provider: str) -> str:
-        return f"{self.http_url}/{provider}/v1"
+    def base_url(self, provider: str, tls: bool = False) -> str:
+        return f"{self.https_url if tls else self.http_url}/{provider}/v1"
 
-    def provider(self, name: str) -> dict[str, Any]:
-        return {"name": name, "kind": "openai", "base_url": self.base_url(name), "api_key": KEY}
+    def provider(self, name: str, tls: bool = False) -> dict[str, Any]:
+        return {"name": name, "kind": "openai", "base_url": self.base_url(name, tls), "api_key": KEY}
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -567,6 +570,14 @@ def bench_f3dx(mock: Mock, budget: float, failover: bool) -> list[dict[str, Any]
             (
                 f"f3dx_router {version} hedged k=2",
                 {"providers": [mock.provider("a"), mock.provider("b")], "policy": "hedged", "hedge_k": 2},
+                CONCURRENCY,
+                2,
+            ),
+            # Over TLS an awaited call speaks HTTP/2 (the mock offers it), a sync call HTTP/1.1.
+            (
+                f"f3dx_router {version} hedged k=2 over TLS",
+                {"providers": [mock.provider("a", tls=True), mock.provider("b", tls=True)], "policy": "hedged",
+                 "hedge_k": 2, "root_certificates": mock.ca_pem},
                 CONCURRENCY,
                 2,
             ),

@@ -30,10 +30,10 @@ pub(crate) struct PyRouter {
     driver: Mutex<ProcessRouter>,
     policy: &'static str,
     secrets: Arc<Secrets>,
-    /// The TLS trust of attempts the waiting thread sends itself (a sync caller, an event loop;
-    /// HTTP/1.1 only), made at the first call that needs it; `None` if it could not be made
-    /// (calls then use the runtime's pool).
-    http1_tls: OnceLock<Option<Arc<rustls::ClientConfig>>>,
+    /// The TLS trust of attempts an event loop's thread sends itself (HTTP/2 offered first: the
+    /// loop keeps a shared connection's IO running between calls), made at the first awaited
+    /// call; `None` if it could not be made (awaited calls then use the runtime's pool).
+    loop_tls: OnceLock<Option<Arc<rustls::ClientConfig>>>,
 }
 
 /// A router, the connections of its sync calls, and the fork generation they were made in.
@@ -134,10 +134,15 @@ impl PyRouter {
     fn sync_router(&self, py: Python<'_>) -> PyResult<(Router, Option<Arc<SyncNet>>)> {
         let process = self.process_router(py)?;
         let net = process.sync_net.get_or_init(|| {
+            // HTTP/1.1 only: a connection is driven by the thread whose call uses it, and an
+            // HTTP/2 connection shared by several threads' calls would have nobody to drive it.
             #[cfg(unix)]
-            return self
-                .http1_tls(&process.router)
-                .map(|tls| Arc::new(SyncNet::new(tls, process.router.connect_timeout())));
+            return process.router.spawner_tls_config(false).ok().map(|tls| {
+                Arc::new(SyncNet::new(
+                    Arc::new(tls),
+                    process.router.connect_timeout(),
+                ))
+            });
             #[cfg(not(unix))]
             None
         });
@@ -165,10 +170,10 @@ impl PyRouter {
         Ok(process)
     }
 
-    /// The TLS trust for attempts the waiting thread sends itself: the router's, HTTP/1.1 only.
-    fn http1_tls(&self, router: &Router) -> Option<Arc<rustls::ClientConfig>> {
-        self.http1_tls
-            .get_or_init(|| router.http1_tls_config().ok().map(Arc::new))
+    /// The TLS trust for attempts an event loop's thread sends itself (see `loop_tls`).
+    fn loop_tls(&self, router: &Router) -> Option<Arc<rustls::ClientConfig>> {
+        self.loop_tls
+            .get_or_init(|| router.spawner_tls_config(true).ok().map(Arc::new))
             .clone()
     }
 
@@ -305,7 +310,7 @@ impl PyRouter {
             driver: Mutex::new(ProcessRouter::new(fork_generation(), router)),
             policy,
             secrets: Arc::new(secrets),
-            http1_tls: OnceLock::new(),
+            loop_tls: OnceLock::new(),
         })
     }
 
@@ -341,7 +346,7 @@ impl PyRouter {
         let request = self.parse(py, request, stream)?;
         let router = self.router(py)?;
         let secrets = self.secrets.clone();
-        let on_loop = |io: Option<&LoopIo>| match (io, self.http1_tls(&router)) {
+        let on_loop = |io: Option<&LoopIo>| match (io, self.loop_tls(&router)) {
             (Some(io), Some(tls)) => router.with_spawner(io.spawner(tls, router.connect_timeout())),
             _ => router.clone(),
         };

@@ -70,6 +70,35 @@ def test_hedged_losers_leave_no_socket_and_no_watched_fd(mock: MockServer) -> No
     assert r._in_flight() == (0, 0, 0)
 
 
+def test_awaited_calls_over_http2_share_one_connection_and_hedges_reset_only_their_stream(
+    mock: MockServer,
+) -> None:
+    # The mock's TLS port offers h2. Both providers are one origin: one connection carries
+    # every call of the loop, and a cancelled hedge loser costs a stream reset, not a reconnect.
+    tls = [mock.provider(name, base_url=mock.base_url(name, tls=True)) for name in ("a", "b")]
+    mock.script("b", *({"delay_ms": 300} for _ in range(11)))
+    r = Router(providers=tls, policy="hedged", hedge_k=2, root_certificates=mock.ca_pem)
+
+    async def main() -> tuple[list[str], int, bool]:
+        # The first call's two legs connect at once, each opening a connection; one is kept.
+        assert (await r.achat_completions(request())).route.provider == "a"
+        before = await asyncio.to_thread(mock.connections)
+        served = [(await r.achat_completions(request())).route.provider for _ in range(10)]
+        opened = await asyncio.to_thread(mock.connections) - before
+        # The shared connection, and the stats request's own: the first call's spare is closed.
+        ok = await asyncio.to_thread(mock.wait_for, lambda: mock.open_connections() == 2)
+        return served, opened, ok
+
+    served, opened, ok = asyncio.run(main())
+    assert served == ["a"] * 10
+    assert opened == 1  # the stats request's own: no call connected
+    assert ok
+    assert mock.wait_for(lambda: len(mock.received("b")) == 11
+                         and all(x["outcome"] == "client_disconnected" for x in mock.received("b")))
+    assert {x["version"] for x in mock.received("a") + mock.received("b")} == {"HTTP/2.0"}
+    assert r._in_flight() == (0, 0, 0)
+
+
 def test_a_closed_loop_closes_its_pooled_connections(mock: MockServer) -> None:
     r = Router(providers=[mock.provider("a")])
     fds = open_fds()

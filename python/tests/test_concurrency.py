@@ -142,8 +142,11 @@ def test_threads_beyond_the_cap_make_a_driver_per_call(mock: MockServer) -> None
     assert r._in_flight() == (0, 0, 0)
 
 
-def test_two_hundred_asyncio_tasks_lose_nothing(mock: MockServer) -> None:
-    r = Router(providers=[mock.provider("a"), mock.provider("b")], policy="hedged", hedge_k=2)
+@pytest.mark.parametrize("tls", [False, True], ids=["http1", "https-http2"])
+def test_two_hundred_asyncio_tasks_lose_nothing(mock: MockServer, tls: bool) -> None:
+    # Over TLS the 200 calls' 400 legs are streams of shared HTTP/2 connections.
+    providers = [mock.provider(name, base_url=mock.base_url(name, tls)) for name in ("a", "b")]
+    r = Router(providers=providers, policy="hedged", hedge_k=2, root_certificates=mock.ca_pem)
     for _ in range(30):
         mock.script("a", {"status": 500})
 

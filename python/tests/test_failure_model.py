@@ -1,5 +1,7 @@
 """Every row of the failure model, over real HTTP against the mock provider server, through the
-sync call and the awaited one (whose HTTP the asyncio loop's own thread does)."""
+sync call and the awaited one (whose HTTP the asyncio loop's own thread does). The rows a
+provider's wire decides also run over TLS, where an awaited call speaks HTTP/2 (the mock's TLS
+port offers it) and a sync call HTTP/1.1."""
 
 from __future__ import annotations
 
@@ -19,8 +21,18 @@ from f3dx_router import (
 from conftest import Call, MockServer, request
 
 
-def two(mock: MockServer, **kwargs: Any) -> Router:
-    return Router(providers=[mock.provider("a"), mock.provider("b")], **kwargs)
+def two(mock: MockServer, tls: bool = False, a: dict[str, Any] | None = None, **kwargs: Any) -> Router:
+    """Providers `a` (with the keys `a` adds) then `b`, over TLS if `tls`; `kwargs` for the router."""
+    providers = [
+        mock.provider("a", base_url=mock.base_url("a", tls), **(a or {})),
+        mock.provider("b", base_url=mock.base_url("b", tls)),
+    ]
+    if tls:
+        kwargs["root_certificates"] = mock.ca_pem
+    return Router(providers=providers, **kwargs)
+
+
+over = pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
 
 
 SOFT_STEPS = {
@@ -37,11 +49,12 @@ SOFT_STEPS = {
 }
 
 
+@over
 @pytest.mark.parametrize("row", list(SOFT_STEPS))
-def test_soft_failures_fail_over(call: Call, mock: MockServer, row: str) -> None:
+def test_soft_failures_fail_over(call: Call, mock: MockServer, row: str, tls: bool) -> None:
     step, outcome = SOFT_STEPS[row]
     mock.script("a", step)
-    c = call(two(mock), request())
+    c = call(two(mock, tls), request())
     assert c["choices"][0]["message"]["content"] == "Hello from b."
     first, second = c.route.attempts
     assert (first.provider, second.provider, second.outcome) == ("a", "b", "success")
@@ -52,10 +65,10 @@ def test_soft_failures_fail_over(call: Call, mock: MockServer, row: str) -> None
     assert len(mock.received("a")) == 1 and len(mock.received("b")) == 1
 
 
-def test_per_attempt_timeout_fails_over(call: Call, mock: MockServer) -> None:
+@over
+def test_per_attempt_timeout_fails_over(call: Call, mock: MockServer, tls: bool) -> None:
     mock.script("a", {"delay_ms": 3000})
-    r = Router(providers=[mock.provider("a", timeout_ms=200), mock.provider("b")])
-    c = call(r, request())
+    c = call(two(mock, tls, a={"timeout_ms": 200}), request())
     assert [a.outcome for a in c.route.attempts] == ["timed_out", "success"]
     assert mock.disconnected("a")
 
@@ -77,12 +90,13 @@ def test_body_over_the_limit_fails_over(call: Call, mock: MockServer) -> None:
     assert [a.outcome for a in c.route.attempts] == ["body_too_large", "success"]
 
 
+@over
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
-def test_hard_failure_surfaces_and_goes_nowhere_else(call: Call, mock: MockServer, status: int) -> None:
+def test_hard_failure_surfaces_and_goes_nowhere_else(call: Call, mock: MockServer, status: int, tls: bool) -> None:
     body = {"error": {"message": f"bad request {status}", "type": "invalid_request_error"}}
     mock.script("a", {"status": status, "body": body})
     with pytest.raises(HardFailureError) as info:
-        call(two(mock), request())
+        call(two(mock, tls), request())
     e = info.value
     assert (e.status, e.provider) == (status, "a")
     assert f"bad request {status}" in e.body
@@ -90,11 +104,12 @@ def test_hard_failure_surfaces_and_goes_nowhere_else(call: Call, mock: MockServe
     assert mock.received("b") == []
 
 
-def test_hard_failure_cancels_the_other_hedge(call: Call, mock: MockServer) -> None:
+@over
+def test_hard_failure_cancels_the_other_hedge(call: Call, mock: MockServer, tls: bool) -> None:
     mock.script("a", {"status": 400, "delay_ms": 100})
     mock.script("b", {"delay_ms": 3000})
     with pytest.raises(HardFailureError):
-        call(two(mock, policy="hedged", hedge_k=2), request())
+        call(two(mock, tls, policy="hedged", hedge_k=2), request())
     assert mock.disconnected("b")
 
 
@@ -110,10 +125,11 @@ def test_all_providers_failed_lists_every_attempt(call: Call, mock: MockServer) 
     assert "all providers failed" in str(info.value)
 
 
-def test_deadline_exceeded_cancels_every_attempt(call: Call, mock: MockServer) -> None:
+@over
+def test_deadline_exceeded_cancels_every_attempt(call: Call, mock: MockServer, tls: bool) -> None:
     mock.script("a", {"delay_ms": 5000})
     mock.script("b", {"delay_ms": 5000})
-    r = two(mock, policy="hedged", hedge_k=2, deadline_ms=300)
+    r = two(mock, tls, policy="hedged", hedge_k=2, deadline_ms=300)
     with pytest.raises(DeadlineExceededError) as info:
         call(r, request())
     assert info.value.deadline_ms == 300

@@ -200,11 +200,19 @@ impl Router {
         }
     }
 
-    /// The TLS configuration this router's pools use, offering HTTP/1.1 only by ALPN: for an
-    /// [`AttemptSpawner`] that speaks HTTP/1.1 and must trust exactly what the router trusts.
-    pub fn http1_tls_config(&self) -> Result<rustls::ClientConfig, RouterBuildError> {
+    /// The TLS configuration of this router's trust for an [`AttemptSpawner`]'s own connections,
+    /// offering by ALPN HTTP/1.1 only, or HTTP/2 first when `http2` (for a spawner that can keep
+    /// a shared connection's IO running between its attempts).
+    pub fn spawner_tls_config(
+        &self,
+        http2: bool,
+    ) -> Result<rustls::ClientConfig, RouterBuildError> {
         let mut tls = client::tls_config(&self.settings)?;
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tls.alpn_protocols = if http2 {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        };
         Ok(tls)
     }
 

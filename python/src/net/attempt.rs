@@ -1,12 +1,12 @@
-//! One HTTP attempt as a job: take or open a connection, send the machine's request,
-//! feed the response to the machine through the attempt's sink, and pool the connection again if
-//! the response was read to its end.
+//! One HTTP attempt as a job: take or open a connection, send the machine's request, feed the
+//! response to the machine through the attempt's sink, and pool an HTTP/1.1 connection again if
+//! the response was read to its end (an HTTP/2 one stays shared throughout).
 
-use super::conn::{self, Conn, Driver, Origin, Pool};
+use super::conn::{self, Conn, Connected, Driver, JobExecutor, Origin, Pool, SharedSender};
 use super::socket::Watch;
 use bytes::Bytes;
 use f3dx_router_core::TransportErrorKind;
-use f3dx_router_tokio::ExternalAttempt;
+use f3dx_router_tokio::{AttemptSink, ExternalAttempt};
 use futures_util::Stream;
 use http::header::HOST;
 use http::uri::PathAndQuery;
@@ -26,6 +26,8 @@ pub(crate) struct Ends {
     pub(crate) pool: Arc<Pool>,
     pub(crate) tls: Arc<rustls::ClientConfig>,
     pub(crate) connect_timeout: Duration,
+    /// Runs a shared HTTP/2 connection's IO: on an event loop, whose `tls` offers `h2`.
+    pub(crate) http2: Option<JobExecutor>,
 }
 
 pub(crate) async fn run(ends: Arc<Ends>, attempt: ExternalAttempt) {
@@ -35,22 +37,49 @@ pub(crate) async fn run(ends: Arc<Ends>, attempt: ExternalAttempt) {
         sink.fail(TransportErrorKind::Other);
         return;
     };
-    let request = match origin_form(request) {
-        Some(request) => request,
-        None => {
-            sink.fail(TransportErrorKind::Other);
-            return;
-        }
-    };
-    let mut conn = match ends.pool.take(&origin) {
-        Some(conn) => conn,
-        None => match conn::connect(&origin, &ends.watch, ends.connect_timeout).await {
-            Ok(conn) => conn,
-            Err(kind) => {
-                sink.fail(kind);
-                return;
+    let connected = match ends.pool.shared(&origin) {
+        Some(sender) => Connected::Shared(sender),
+        None => match ends.pool.take(&origin) {
+            Some(conn) => Connected::Own(conn),
+            None => {
+                let opened = conn::connect(
+                    &origin,
+                    &ends.watch,
+                    ends.connect_timeout,
+                    ends.http2.as_ref(),
+                )
+                .await;
+                match opened {
+                    Ok(Connected::Shared(sender)) => {
+                        ends.pool.share(origin.clone(), &sender);
+                        Connected::Shared(sender)
+                    }
+                    Ok(own) => own,
+                    Err(kind) => {
+                        sink.fail(kind);
+                        return;
+                    }
+                }
             }
         },
+    };
+    match connected {
+        Connected::Own(conn) => over_http1(&ends.pool, origin, conn, request, sink).await,
+        Connected::Shared(sender) => over_http2(sender, request, sink).await,
+    }
+}
+
+/// The attempt on a connection of its own, pooled again if the response was read to its end.
+async fn over_http1(
+    pool: &Pool,
+    origin: Origin,
+    mut conn: Conn,
+    request: Request<Bytes>,
+    sink: AttemptSink,
+) {
+    let Some(request) = origin_form(request) else {
+        sink.fail(TransportErrorKind::Other);
+        return;
     };
     let head = {
         let Conn { sender, driver } = &mut conn;
@@ -77,7 +106,29 @@ pub(crate) async fn run(ends: Arc<Ends>, attempt: ExternalAttempt) {
         .response(parts.status.as_u16(), parts.headers, body, hyper_kind)
         .await;
     if complete && conn.reusable() {
-        ends.pool.put(origin, conn);
+        pool.put(origin, conn);
+    }
+}
+
+/// The attempt as one stream of a shared HTTP/2 connection, whose IO runs as its own job:
+/// dropping the attempt resets the stream and leaves the connection to the others.
+async fn over_http2(mut sender: SharedSender, request: Request<Bytes>, sink: AttemptSink) {
+    if let Err(e) = poll_fn(|cx| sender.poll_ready(cx)).await {
+        sink.fail(hyper_kind(&e));
+        return;
+    }
+    match sender.send_request(request.map(Full::new)).await {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            sink.response(
+                parts.status.as_u16(),
+                parts.headers,
+                BodyDataStream::new(body),
+                hyper_kind,
+            )
+            .await;
+        }
+        Err(e) => sink.fail(hyper_kind(&e)),
     }
 }
 

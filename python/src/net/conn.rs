@@ -1,11 +1,17 @@
-//! HTTP/1.1 connections for jobs: resolve, connect, TLS, hyper's client handshake, and a pool of
-//! idle keep-alive connections (one per event loop; one per router for sync calls).
+//! Connections for jobs: resolve, connect, TLS, hyper's client handshake, and a pool (one per
+//! event loop; one per router for sync calls).
 //!
-//! A connection is owned by the one attempt using it, which polls hyper's connection future
-//! together with its request: dropping the attempt (a cancel) drops the socket, and the provider
-//! sees the disconnect. Idle connections are not polled; one taken from the pool is polled once
+//! An HTTP/1.1 connection is owned by the one attempt using it, which polls hyper's connection
+//! future together with its request: dropping the attempt (a cancel) drops the socket, and the
+//! provider sees the disconnect. Idle ones are not polled; one taken from the pool is polled once
 //! first, which notices a connection the provider closed meanwhile.
+//!
+//! An HTTP/2 connection (a TLS provider that picks `h2` by ALPN, on an event loop only) is shared
+//! by every attempt to its origin: its IO runs as a job of the loop, and a cancelled attempt
+//! resets its own stream only. A hedge's loser then costs the provider a `RST_STREAM` instead of
+//! costing the next call a new TCP and TLS handshake.
 
+use super::jobs::Jobs;
 use super::socket::{Socket, Watch};
 use crate::lock;
 use bytes::Bytes;
@@ -13,7 +19,7 @@ use f3dx_router_core::TransportErrorKind;
 use f3dx_router_tokio::classify_error;
 use http::uri::Authority;
 use http_body_util::Full;
-use hyper::client::conn::http1;
+use hyper::client::conn::{http1, http2};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use std::collections::HashMap;
@@ -21,7 +27,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -126,6 +132,32 @@ impl Conn {
     }
 }
 
+/// The sending side of a shared HTTP/2 connection; clones send on the same connection.
+pub(crate) type SharedSender = http2::SendRequest<Full<Bytes>>;
+
+/// A new connection: HTTP/1.1 for one attempt at a time, or HTTP/2 for every attempt.
+pub(crate) enum Connected {
+    Own(Conn),
+    Shared(SharedSender),
+}
+
+/// Runs the tasks hyper's HTTP/2 client spawns (the connection's IO, a request body's pipe) as
+/// jobs of the event loop that opened the connection. Weak: the connection's job holds it.
+#[derive(Clone)]
+pub(crate) struct JobExecutor(pub(crate) Weak<Jobs>);
+
+impl<F> hyper::rt::Executor<F> for JobExecutor
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    fn execute(&self, task: F) {
+        // No jobs: the loop is gone, and the task (dropped here) with it.
+        if let Some(jobs) = self.0.upgrade() {
+            jobs.add_attempt(Box::pin(task));
+        }
+    }
+}
+
 /// Where a connection goes: its authority, and for TLS the trust it is made with. Built per
 /// attempt from the request's URI without allocating (an `Authority` shares the URI's bytes).
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -193,10 +225,18 @@ struct Idle {
     since: Instant,
 }
 
-/// Idle keep-alive connections, by where they go, oldest first.
+/// A shared HTTP/2 connection and when it was last handed out.
+struct Shared {
+    sender: SharedSender,
+    since: Instant,
+}
+
+/// Idle HTTP/1.1 keep-alive connections, by where they go, oldest first; and at most one shared
+/// HTTP/2 connection per origin.
 #[derive(Default)]
 pub(crate) struct Pool {
     idle: Mutex<HashMap<Origin, Vec<Idle>>>,
+    shared: Mutex<HashMap<Origin, Shared>>,
 }
 
 impl Pool {
@@ -223,6 +263,41 @@ impl Pool {
         }
     }
 
+    /// A sender on the shared HTTP/2 connection to `origin`, if it is open and was used within
+    /// [`IDLE_TIMEOUT`]; one that is not is let go (its IO job ends once its streams do).
+    pub(crate) fn shared(&self, origin: &Origin) -> Option<SharedSender> {
+        let now = Instant::now();
+        let mut shared = lock(&self.shared);
+        let entry = shared.get_mut(origin)?;
+        if entry.sender.is_closed() || now.duration_since(entry.since) >= IDLE_TIMEOUT {
+            let gone = shared.remove(origin);
+            drop(shared);
+            drop(gone); // outside the lock
+            return None;
+        }
+        entry.since = now;
+        Some(entry.sender.clone())
+    }
+
+    /// Makes `sender`'s connection the shared one to `origin`, unless an open one is there
+    /// already (attempts that connected at once each opened one; the others close when their
+    /// attempts end).
+    pub(crate) fn share(&self, origin: Origin, sender: &SharedSender) {
+        let mut shared = lock(&self.shared);
+        let replaced = match shared.get(&origin) {
+            Some(open) if !open.sender.is_closed() => return,
+            _ => shared.insert(
+                origin,
+                Shared {
+                    sender: sender.clone(),
+                    since: Instant::now(),
+                },
+            ),
+        };
+        drop(shared);
+        drop(replaced);
+    }
+
     pub(crate) fn put(&self, origin: Origin, conn: Conn) {
         let since = Instant::now();
         let mut idle = lock(&self.idle);
@@ -232,29 +307,39 @@ impl Pool {
         }
     }
 
-    /// Closes every idle connection (its loop or router is going away).
+    /// Closes every idle connection and lets go of the shared ones (the loop or router is going
+    /// away).
     pub(crate) fn clear(&self) {
         // Taken out, then closed outside the lock.
         let idle: Vec<Vec<Idle>> = lock(&self.idle).drain().map(|(_, conns)| conns).collect();
         drop(idle);
+        let shared: Vec<Shared> = lock(&self.shared).drain().map(|(_, s)| s).collect();
+        drop(shared);
     }
 }
 
-/// Opens a connection to `origin`: resolve, TCP, TLS, HTTP/1.1 handshake, all within `timeout`.
+/// Opens a connection to `origin`: resolve, TCP, TLS, the HTTP handshake, all within `timeout`.
+/// HTTP/2 when the provider picks it by ALPN, HTTP/1.1 otherwise; whoever passes a TLS
+/// configuration offering `h2` passes `http2`, which runs the shared connection's IO.
 pub(crate) async fn connect(
     origin: &Origin,
     watch: &Watch,
     timeout: Duration,
-) -> Result<Conn, TransportErrorKind> {
+    http2: Option<&JobExecutor>,
+) -> Result<Connected, TransportErrorKind> {
     // Made within the extension runtime's context (jobs are polled inside it), so its timer
     // runs there and wakes this job through its thread's queue.
-    match tokio::time::timeout(timeout, open(origin, watch)).await {
+    match tokio::time::timeout(timeout, open(origin, watch, http2)).await {
         Ok(result) => result,
         Err(_) => Err(TransportErrorKind::Timeout),
     }
 }
 
-async fn open(origin: &Origin, watch: &Watch) -> Result<Conn, TransportErrorKind> {
+async fn open(
+    origin: &Origin,
+    watch: &Watch,
+    http2: Option<&JobExecutor>,
+) -> Result<Connected, TransportErrorKind> {
     let addrs = resolve(origin.host(), origin.port()).await?;
     let mut last = TransportErrorKind::Refused;
     let mut socket = None;
@@ -283,16 +368,28 @@ async fn open(origin: &Origin, watch: &Watch) -> Result<Conn, TransportErrorKind
             Io::Tls(Box::new(tls))
         }
     };
+    let h2 = matches!(&io, Io::Tls(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2"));
+    if let (true, Some(executor)) = (h2, http2) {
+        let (sender, connection) = http2::Builder::new(executor.clone())
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|_| TransportErrorKind::Other)?;
+        // The connection's IO, until the provider closes it or every sender is gone.
+        hyper::rt::Executor::execute(executor, async move {
+            let _ = connection.await;
+        });
+        return Ok(Connected::Shared(sender));
+    }
     let (sender, io) = http1::handshake(TokioIo::new(io))
         .await
         .map_err(|_| TransportErrorKind::Other)?;
-    Ok(Conn {
+    Ok(Connected::Own(Conn {
         sender,
         driver: Driver {
             io: Box::pin(io),
             closed: false,
         },
-    })
+    }))
 }
 
 /// The addresses of `host`: an IP literal as is, a name through the runtime's resolver (on its

@@ -12,7 +12,7 @@
 //! - [`socket`]: non-blocking sockets, and who watches them ([`socket::Watch`]).
 //! - [`asyncio`]: readiness through the loop's `add_reader` / `add_writer`.
 //! - [`poll`]: the blocking driver of sync calls and streams.
-//! - [`conn`]: connect, TLS, HTTP/1.1, and pools of idle connections.
+//! - [`conn`]: connect, TLS, HTTP/1.1 and (on a loop) HTTP/2, and pools of connections.
 //! - [`attempt`]: one attempt, from the machine's request to its sink.
 
 pub(crate) mod asyncio;
@@ -57,6 +57,7 @@ impl LoopIo {
                 pool: self.pool.clone(),
                 tls,
                 connect_timeout,
+                http2: Some(conn::JobExecutor(Arc::downgrade(&self.jobs))),
             }),
         })
     }
@@ -95,6 +96,7 @@ impl SyncNet {
                 pool: self.pool.clone(),
                 tls: self.tls.clone(),
                 connect_timeout: self.connect_timeout,
+                http2: None,
             }),
         })
     }
