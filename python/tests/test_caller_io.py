@@ -99,8 +99,10 @@ def test_awaited_calls_over_http2_share_one_connection_and_hedges_reset_only_the
     assert r._in_flight() == (0, 0, 0)
 
 
-def test_a_closed_loop_closes_its_pooled_connections(mock: MockServer) -> None:
-    r = Router(providers=[mock.provider("a")])
+@pytest.mark.parametrize("tls", [False, True], ids=["http1", "https-http2"])
+def test_a_closed_loop_closes_its_pooled_connections(mock: MockServer, tls: bool) -> None:
+    # Over TLS: the shared HTTP/2 connections and their IO jobs go with the loop too.
+    r = Router(providers=[mock.provider("a", base_url=mock.base_url("a", tls))], root_certificates=mock.ca_pem)
     fds = open_fds()
     before = mock.open_connections()
 
