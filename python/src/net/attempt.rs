@@ -37,36 +37,33 @@ pub(crate) async fn run(ends: Arc<Ends>, attempt: ExternalAttempt) {
         sink.fail(TransportErrorKind::Other);
         return;
     };
-    let connected = match ends.pool.shared(&origin) {
-        Some(sender) => Connected::Shared(sender),
-        None => match ends.pool.take(&origin) {
-            Some(conn) => Connected::Own(conn),
-            None => {
-                let opened = conn::connect(
-                    &origin,
-                    &ends.watch,
-                    ends.connect_timeout,
-                    ends.http2.as_ref(),
-                )
-                .await;
-                match opened {
-                    Ok(Connected::Shared(sender)) => {
-                        ends.pool.share(origin.clone(), &sender);
-                        Connected::Shared(sender)
-                    }
-                    Ok(own) => own,
-                    Err(kind) => {
-                        sink.fail(kind);
-                        return;
-                    }
-                }
-            }
-        },
+    let connected = match lease(&ends, &origin).await {
+        Ok(connected) => connected,
+        Err(kind) => {
+            sink.fail(kind);
+            return;
+        }
     };
     match connected {
         Connected::Own(conn) => over_http1(&ends.pool, origin, conn, request, sink).await,
         Connected::Shared(sender) => over_http2(sender, request, sink).await,
     }
+}
+
+/// A connection to `origin`: its shared HTTP/2 one, an idle HTTP/1.1 one, or a new one (shared
+/// from now on if the provider picked HTTP/2).
+async fn lease(ends: &Ends, origin: &Origin) -> Result<Connected, TransportErrorKind> {
+    if let Some(sender) = ends.pool.shared(origin) {
+        return Ok(Connected::Shared(sender));
+    }
+    if let Some(conn) = ends.pool.take(origin) {
+        return Ok(Connected::Own(conn));
+    }
+    let opened = conn::connect(origin, &ends.watch, ends.connect_timeout, ends.http2.as_ref()).await?;
+    if let Connected::Shared(sender) = &opened {
+        ends.pool.share(origin.clone(), sender);
+    }
+    Ok(opened)
 }
 
 /// The attempt on a connection of its own, pooled again if the response was read to its end.
