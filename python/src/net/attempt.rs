@@ -59,7 +59,13 @@ async fn lease(ends: &Ends, origin: &Origin) -> Result<Connected, TransportError
     if let Some(conn) = ends.pool.take(origin) {
         return Ok(Connected::Own(conn));
     }
-    let opened = conn::connect(origin, &ends.watch, ends.connect_timeout, ends.http2.as_ref()).await?;
+    let opened = conn::connect(
+        origin,
+        &ends.watch,
+        ends.connect_timeout,
+        ends.http2.as_ref(),
+    )
+    .await?;
     if let Connected::Shared(sender) = &opened {
         ends.pool.share(origin.clone(), sender);
     }
