@@ -78,12 +78,15 @@ def test_awaited_calls_over_http2_share_one_connection_and_hedges_reset_only_the
     tls = [mock.provider(name, base_url=mock.base_url(name, tls=True)) for name in ("a", "b")]
     mock.script("b", *({"delay_ms": 300} for _ in range(11)))
     r = Router(providers=tls, policy="hedged", hedge_k=2, root_certificates=mock.ca_pem)
+    # Each call marks its request, to find its legs among what the mock received.
+    calls = [f"call-{i}" for i in range(10)]
 
     async def main() -> tuple[list[str], int, bool]:
-        # The first call's two legs connect at once, each opening a connection; one is kept.
-        assert (await r.achat_completions(request())).route.provider == "a"
+        # The first call's two legs connect at once, each opening a connection; one is kept (its
+        # loser may be cancelled before its request is even sent).
+        assert (await r.achat_completions(request(user="warm-up"))).route.provider == "a"
         before = await asyncio.to_thread(mock.connections)
-        served = [(await r.achat_completions(request())).route.provider for _ in range(10)]
+        served = [(await r.achat_completions(request(user=c))).route.provider for c in calls]
         opened = await asyncio.to_thread(mock.connections) - before
         # The shared connection, and the stats request's own: the first call's spare is closed.
         ok = await asyncio.to_thread(mock.wait_for, lambda: mock.open_connections() == 2)
@@ -93,8 +96,12 @@ def test_awaited_calls_over_http2_share_one_connection_and_hedges_reset_only_the
     assert served == ["a"] * 10
     assert opened == 1  # the stats request's own: no call connected
     assert ok
-    assert mock.wait_for(lambda: len(mock.received("b")) == 11
-                         and all(x["outcome"] == "client_disconnected" for x in mock.received("b")))
+
+    def losers() -> dict[str, str]:
+        return {x["json"]["user"]: x["outcome"] for x in mock.received("b") if x["json"]["user"] in calls}
+
+    mock.wait_for(lambda: losers() == dict.fromkeys(calls, "client_disconnected"))
+    assert losers() == dict.fromkeys(calls, "client_disconnected")
     assert {x["version"] for x in mock.received("a") + mock.received("b")} == {"HTTP/2.0"}
     assert r._in_flight() == (0, 0, 0)
 
