@@ -53,7 +53,10 @@ pub(crate) async fn run(ends: Arc<Ends>, attempt: ExternalAttempt) {
 /// A connection to `origin`: its shared HTTP/2 one, an idle HTTP/1.1 one, or a new one (shared
 /// from now on if the provider picked HTTP/2).
 async fn lease(ends: &Ends, origin: &Origin) -> Result<Connected, TransportErrorKind> {
-    if let Some(sender) = ends.pool.shared(origin) {
+    // Only a loop's attempts (`http2`) ever share a connection: a sync call's skip the lookup.
+    if ends.http2.is_some()
+        && let Some(sender) = ends.pool.shared(origin)
+    {
         return Ok(Connected::Shared(sender));
     }
     if let Some(conn) = ends.pool.take(origin) {
