@@ -2,7 +2,7 @@
 //! response to the machine through the attempt's sink, and pool an HTTP/1.1 connection again if
 //! the response was read to its end (an HTTP/2 one stays shared throughout).
 
-use super::conn::{self, Conn, Connected, Driver, JobExecutor, Origin, Pool, SharedSender};
+use super::conn::{self, Conn, Connected, Driver, JobExecutor, Lease, Opened, Origin, Pool};
 use super::socket::Watch;
 use bytes::Bytes;
 use f3dx_router_core::TransportErrorKind;
@@ -46,12 +46,12 @@ pub(crate) async fn run(ends: Arc<Ends>, attempt: ExternalAttempt) {
     };
     match connected {
         Connected::Own(conn) => over_http1(&ends.pool, origin, conn, request, sink).await,
-        Connected::Shared(sender) => over_http2(sender, request, sink).await,
+        Connected::Shared(lease) => over_http2(lease, request, sink).await,
     }
 }
 
-/// A connection to `origin`: its shared HTTP/2 one, an idle HTTP/1.1 one, or a new one (shared
-/// from now on if the provider picked HTTP/2).
+/// A connection to `origin`: a stream of a shared HTTP/2 one with room, an idle HTTP/1.1 one, or
+/// a new one (shared from now on if the provider picked HTTP/2).
 async fn lease(ends: &Ends, origin: &Origin) -> Result<Connected, TransportErrorKind> {
     // Only a loop's attempts (`http2`) ever share a connection: a sync call's skip the lookup.
     if ends.http2.is_some()
@@ -69,10 +69,10 @@ async fn lease(ends: &Ends, origin: &Origin) -> Result<Connected, TransportError
         ends.http2.as_ref(),
     )
     .await?;
-    if let Connected::Shared(sender) = &opened {
-        ends.pool.share(origin.clone(), sender);
-    }
-    Ok(opened)
+    Ok(match opened {
+        Opened::Http1(conn) => Connected::Own(conn),
+        Opened::Http2(sender) => Connected::Shared(ends.pool.share(origin.clone(), sender)),
+    })
 }
 
 /// The attempt on a connection of its own, pooled again if the response was read to its end.
@@ -117,13 +117,14 @@ async fn over_http1(
 }
 
 /// The attempt as one stream of a shared HTTP/2 connection, whose IO runs as its own job:
-/// dropping the attempt resets the stream and leaves the connection to the others.
-async fn over_http2(mut sender: SharedSender, request: Request<Bytes>, sink: AttemptSink) {
-    if let Err(e) = poll_fn(|cx| sender.poll_ready(cx)).await {
+/// dropping the attempt resets the stream and leaves the connection to the others. The lease
+/// counts the stream against the connection's limit until the attempt ends.
+async fn over_http2(mut lease: Lease, request: Request<Bytes>, sink: AttemptSink) {
+    if let Err(e) = poll_fn(|cx| lease.sender.poll_ready(cx)).await {
         sink.fail(hyper_kind(&e));
         return;
     }
-    match sender.send_request(request.map(Full::new)).await {
+    match lease.sender.send_request(request.map(Full::new)).await {
         Ok(response) => {
             let (parts, body) = response.into_parts();
             sink.response(

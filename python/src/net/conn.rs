@@ -7,9 +7,10 @@
 //! first, which notices a connection the provider closed meanwhile.
 //!
 //! An HTTP/2 connection (a TLS provider that picks `h2` by ALPN, on an event loop only) is shared
-//! by every attempt to its origin: its IO runs as a job of the loop, and a cancelled attempt
-//! resets its own stream only. A hedge's loser then costs the provider a `RST_STREAM` instead of
-//! costing the next call a new TCP and TLS handshake.
+//! by the attempts to its origin, up to [`MAX_STREAMS_PER_CONNECTION`] at once: its IO runs as a
+//! job of the loop, and a cancelled attempt resets its own stream only. A hedge's loser then
+//! costs the provider a `RST_STREAM` instead of costing the next call a new TCP and TLS
+//! handshake.
 
 use super::jobs::Jobs;
 use super::socket::{Socket, Watch};
@@ -135,10 +136,23 @@ impl Conn {
 /// The sending side of a shared HTTP/2 connection; clones send on the same connection.
 pub(crate) type SharedSender = http2::SendRequest<Full<Bytes>>;
 
-/// A new connection: HTTP/1.1 for one attempt at a time, or HTTP/2 for every attempt.
+/// A new connection: HTTP/1.1, or HTTP/2 (to be shared).
+pub(crate) enum Opened {
+    Http1(Conn),
+    Http2(SharedSender),
+}
+
+/// A connection for one attempt: HTTP/1.1 of its own, or a stream of a shared HTTP/2 one.
 pub(crate) enum Connected {
     Own(Conn),
-    Shared(SharedSender),
+    Shared(Lease),
+}
+
+/// One stream's hold on a shared HTTP/2 connection, counted against the connection's
+/// [`MAX_STREAMS_PER_CONNECTION`] until dropped.
+pub(crate) struct Lease {
+    pub(crate) sender: SharedSender,
+    _stream: Arc<()>,
 }
 
 /// Runs the tasks hyper's HTTP/2 client spawns (the connection's IO, a request body's pipe) as
@@ -225,18 +239,52 @@ struct Idle {
     since: Instant,
 }
 
-/// A shared HTTP/2 connection and when it was last handed out.
+/// Streams a shared HTTP/2 connection carries at once before the next attempt opens another.
+/// A server advertises its own limit (`SETTINGS_MAX_CONCURRENT_STREAMS`, 100 or more at the large
+/// providers), which hyper's client does not expose; a stream past it would wait for a free one,
+/// where a new connection does not make a call wait on others.
+const MAX_STREAMS_PER_CONNECTION: usize = 100;
+
+/// A shared HTTP/2 connection, its streams in flight, and when it was last leased.
 struct Shared {
     sender: SharedSender,
+    /// One reference per stream in flight, plus this one.
+    streams: Arc<()>,
     since: Instant,
 }
 
-/// Idle HTTP/1.1 keep-alive connections, by where they go, oldest first; and at most one shared
-/// HTTP/2 connection per origin.
+impl Shared {
+    fn new(sender: SharedSender) -> Self {
+        Shared {
+            sender,
+            streams: Arc::new(()),
+            since: Instant::now(),
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        Arc::strong_count(&self.streams) - 1
+    }
+
+    fn has_room(&self) -> bool {
+        !self.sender.is_closed() && self.in_flight() < MAX_STREAMS_PER_CONNECTION
+    }
+
+    fn lease(&mut self, now: Instant) -> Lease {
+        self.since = now;
+        Lease {
+            sender: self.sender.clone(),
+            _stream: self.streams.clone(),
+        }
+    }
+}
+
+/// Idle HTTP/1.1 keep-alive connections, by where they go, oldest first; and the shared HTTP/2
+/// connections.
 #[derive(Default)]
 pub(crate) struct Pool {
     idle: Mutex<HashMap<Origin, Vec<Idle>>>,
-    shared: Mutex<HashMap<Origin, Shared>>,
+    shared: Mutex<HashMap<Origin, Vec<Shared>>>,
 }
 
 impl Pool {
@@ -263,39 +311,45 @@ impl Pool {
         }
     }
 
-    /// A sender on the shared HTTP/2 connection to `origin`, if it is open and was used within
-    /// [`IDLE_TIMEOUT`]; one that is not is let go (its IO job ends once its streams do).
-    pub(crate) fn shared(&self, origin: &Origin) -> Option<SharedSender> {
+    /// A stream of a shared HTTP/2 connection to `origin` with room for one more. Connections
+    /// that closed, or that carried nothing for longer than [`IDLE_TIMEOUT`], are let go on the
+    /// way (their IO jobs end once their streams do).
+    pub(crate) fn shared(&self, origin: &Origin) -> Option<Lease> {
         let now = Instant::now();
         let mut shared = lock(&self.shared);
-        let entry = shared.get_mut(origin)?;
-        if entry.sender.is_closed() || now.duration_since(entry.since) >= IDLE_TIMEOUT {
-            let gone = shared.remove(origin);
-            drop(shared);
-            drop(gone); // outside the lock
-            return None;
-        }
-        entry.since = now;
-        Some(entry.sender.clone())
+        let conns = shared.get_mut(origin)?;
+        let (kept, gone): (Vec<Shared>, Vec<Shared>) =
+            std::mem::take(conns).into_iter().partition(|c| {
+                !c.sender.is_closed()
+                    && (c.in_flight() > 0 || now.duration_since(c.since) < IDLE_TIMEOUT)
+            });
+        *conns = kept;
+        let lease = conns
+            .iter_mut()
+            .find(|c| c.has_room())
+            .map(|c| c.lease(now));
+        drop(shared);
+        drop(gone); // outside the lock
+        lease
     }
 
-    /// Makes `sender`'s connection the shared one to `origin`, unless an open one is there
-    /// already (attempts that connected at once each opened one; the others close when their
-    /// attempts end).
-    pub(crate) fn share(&self, origin: Origin, sender: &SharedSender) {
+    /// A stream of the new HTTP/2 connection `sender` to `origin`, which is shared from now on
+    /// unless another connection there has room already (attempts that found none connect at
+    /// once; the extra connections carry their one attempt, then close).
+    pub(crate) fn share(&self, origin: Origin, sender: SharedSender) -> Lease {
+        let mut new = Shared::new(sender);
+        let lease = new.lease(Instant::now());
         let mut shared = lock(&self.shared);
-        let replaced = match shared.get(&origin) {
-            Some(open) if !open.sender.is_closed() => return,
-            _ => shared.insert(
-                origin,
-                Shared {
-                    sender: sender.clone(),
-                    since: Instant::now(),
-                },
-            ),
+        let conns = shared.entry(origin).or_default();
+        let extra = if conns.iter().any(Shared::has_room) {
+            Some(new)
+        } else {
+            conns.push(new);
+            None
         };
         drop(shared);
-        drop(replaced);
+        drop(extra); // outside the lock
+        lease
     }
 
     pub(crate) fn put(&self, origin: Origin, conn: Conn) {
@@ -313,7 +367,7 @@ impl Pool {
         // Taken out, then closed outside the lock.
         let idle: Vec<Vec<Idle>> = lock(&self.idle).drain().map(|(_, conns)| conns).collect();
         drop(idle);
-        let shared: Vec<Shared> = lock(&self.shared).drain().map(|(_, s)| s).collect();
+        let shared: Vec<Vec<Shared>> = lock(&self.shared).drain().map(|(_, s)| s).collect();
         drop(shared);
     }
 }
@@ -326,7 +380,7 @@ pub(crate) async fn connect(
     watch: &Watch,
     timeout: Duration,
     http2: Option<&JobExecutor>,
-) -> Result<Connected, TransportErrorKind> {
+) -> Result<Opened, TransportErrorKind> {
     // Made within the extension runtime's context (jobs are polled inside it), so its timer
     // runs there and wakes this job through its thread's queue.
     match tokio::time::timeout(timeout, open(origin, watch, http2)).await {
@@ -339,7 +393,7 @@ async fn open(
     origin: &Origin,
     watch: &Watch,
     http2: Option<&JobExecutor>,
-) -> Result<Connected, TransportErrorKind> {
+) -> Result<Opened, TransportErrorKind> {
     let addrs = resolve(origin.host(), origin.port()).await?;
     let mut last = TransportErrorKind::Refused;
     let mut socket = None;
@@ -378,12 +432,12 @@ async fn open(
         hyper::rt::Executor::execute(executor, async move {
             let _ = connection.await;
         });
-        return Ok(Connected::Shared(sender));
+        return Ok(Opened::Http2(sender));
     }
     let (sender, io) = http1::handshake(TokioIo::new(io))
         .await
         .map_err(|_| TransportErrorKind::Other)?;
-    Ok(Connected::Own(Conn {
+    Ok(Opened::Http1(Conn {
         sender,
         driver: Driver {
             io: Box::pin(io),
