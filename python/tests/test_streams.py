@@ -40,6 +40,8 @@ def text_of(chunks: list[dict[str, Any]]) -> str:
 
 
 STREAMING = request(stream=True)
+# Over TLS an awaited stream is a stream of a shared HTTP/2 connection (the mock offers h2).
+over = pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
 
 
 @pytest.mark.parametrize(
@@ -57,10 +59,12 @@ def test_sync_openai_replay(mock: MockServer, fixture: str) -> None:
     assert list(stream) == []
 
 
-def test_async_anthropic_replay(mock: MockServer) -> None:
+@over
+def test_async_anthropic_replay(mock: MockServer, tls: bool) -> None:
     fixture = "anthropic/streams/text_basic.sse"
     mock.script("claude", {"stream": {"replay": fixture, "chunk_gap_ms": 5}})
-    r = Router(providers=[mock.provider("claude", kind="anthropic")])
+    r = Router(providers=[mock.provider("claude", kind="anthropic", base_url=mock.base_url("claude", tls))],
+               root_certificates=mock.ca_pem)
 
     async def main() -> list[dict[str, Any]]:
         stream = await r.achat_completions(request(), stream=True)
@@ -118,9 +122,11 @@ def test_interrupted_after_commit_raises(mock: MockServer) -> None:
     assert mock.received("b") == []  # never re-sent after commit
 
 
-def test_async_interrupted_after_commit_raises(mock: MockServer) -> None:
+@over
+def test_async_interrupted_after_commit_raises(mock: MockServer, tls: bool) -> None:
     mock.script("a", {"stream": {"replay": "openai/streams/chat_text_stop_with_usage.sse", "cut_after_events": 3}})
-    r = Router(providers=[mock.provider("a"), mock.provider("b")])
+    r = Router(providers=[mock.provider(n, base_url=mock.base_url(n, tls)) for n in ("a", "b")],
+               root_certificates=mock.ca_pem)
 
     async def main() -> int:
         n = 0
@@ -173,8 +179,9 @@ def test_garbage_collected_stream_cancels(mock: MockServer) -> None:
     assert mock.wait_for(lambda: r._in_flight() == (0, 0, 0))
 
 
-def test_async_break_and_aclose_cancel(mock: MockServer) -> None:
-    r = Router(providers=[mock.provider("a")])
+@over
+def test_async_break_and_aclose_cancel(mock: MockServer, tls: bool) -> None:
+    r = Router(providers=[mock.provider("a", base_url=mock.base_url("a", tls))], root_certificates=mock.ca_pem)
 
     async def main() -> None:
         mock.script("a", slow_stream())
@@ -192,8 +199,9 @@ def test_async_break_and_aclose_cancel(mock: MockServer) -> None:
     asyncio.run(main())
 
 
-def test_cancelling_a_task_reading_a_stream_cancels(mock: MockServer) -> None:
-    r = Router(providers=[mock.provider("a")])
+@over
+def test_cancelling_a_task_reading_a_stream_cancels(mock: MockServer, tls: bool) -> None:
+    r = Router(providers=[mock.provider("a", base_url=mock.base_url("a", tls))], root_certificates=mock.ca_pem)
     mock.script("a", slow_stream())
 
     async def reader() -> None:
