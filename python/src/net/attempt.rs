@@ -2,7 +2,8 @@
 //! response to the machine through the attempt's sink, and pool an HTTP/1.1 connection again if
 //! the response was read to its end (an HTTP/2 one stays shared throughout).
 
-use super::conn::{self, Conn, Connected, Driver, JobExecutor, Lease, Opened, Origin, Pool};
+use super::conn::{self, Conn, Connected, Driver, Opened, Origin, Pool};
+use super::http2::{Ended, Found, JobExecutor, Lease};
 use super::socket::Watch;
 use bytes::Bytes;
 use f3dx_router_core::TransportErrorKind;
@@ -50,28 +51,52 @@ pub(crate) async fn run(ends: Arc<Ends>, attempt: ExternalAttempt) {
     }
 }
 
-/// A connection to `origin`: a stream of a shared HTTP/2 one with room, an idle HTTP/1.1 one, or
-/// a new one (shared from now on if the provider picked HTTP/2).
+/// A connection to `origin`: a stream of a shared HTTP/2 one with room (perhaps once another
+/// attempt has opened it), an idle HTTP/1.1 one, or a new one (shared from now on if the
+/// provider picked HTTP/2).
 async fn lease(ends: &Ends, origin: &Origin) -> Result<Connected, TransportErrorKind> {
     // Only a loop's attempts (`http2`) ever share a connection: a sync call's skip the lookup.
-    if ends.http2.is_some()
-        && let Some(sender) = ends.pool.shared(origin)
-    {
-        return Ok(Connected::Shared(sender));
+    let mut opening = None;
+    if ends.http2.is_some() {
+        loop {
+            match ends.pool.http2.find(origin) {
+                Found::Stream(lease) => return Ok(Connected::Shared(lease)),
+                Found::Wait(waiting) => {
+                    if waiting.await == Ended::ConnectAlone {
+                        break;
+                    }
+                }
+                Found::Connect(guard) => {
+                    opening = guard;
+                    break;
+                }
+            }
+        }
     }
-    if let Some(conn) = ends.pool.take(origin) {
-        return Ok(Connected::Own(conn));
+    let opened = match ends.pool.take(origin) {
+        Some(conn) => Ok(Opened::Http1(conn)),
+        None => {
+            conn::connect(
+                origin,
+                &ends.watch,
+                ends.connect_timeout,
+                ends.http2.as_ref(),
+            )
+            .await
+        }
+    };
+    // Not cancelled: unless the new connection is shared below, those waiting for `opening`
+    // connect on their own once it is dropped (on return).
+    if let Some(guard) = &mut opening {
+        guard.give_up();
     }
-    let opened = conn::connect(
-        origin,
-        &ends.watch,
-        ends.connect_timeout,
-        ends.http2.as_ref(),
-    )
-    .await?;
-    Ok(match opened {
+    opened.map(|opened| match opened {
         Opened::Http1(conn) => Connected::Own(conn),
-        Opened::Http2(sender) => Connected::Shared(ends.pool.share(origin.clone(), sender)),
+        Opened::Http2(sender) => Connected::Shared(ends.pool.http2.share(
+            origin.clone(),
+            sender,
+            opening.as_mut(),
+        )),
     })
 }
 

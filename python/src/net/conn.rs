@@ -7,12 +7,11 @@
 //! first, which notices a connection the provider closed meanwhile.
 //!
 //! An HTTP/2 connection (a TLS provider that picks `h2` by ALPN, on an event loop only) is shared
-//! by the attempts to its origin, up to [`MAX_STREAMS_PER_CONNECTION`] at once: its IO runs as a
-//! job of the loop, and a cancelled attempt resets its own stream only. A hedge's loser then
-//! costs the provider a `RST_STREAM` instead of costing the next call a new TCP and TLS
-//! handshake.
+//! by the attempts to its origin ([`super::http2`]): a cancelled attempt resets its own stream
+//! only. A hedge's loser then costs the provider a `RST_STREAM` instead of costing the next call
+//! a new TCP and TLS handshake.
 
-use super::jobs::Jobs;
+use super::http2::{Http2Pool, JobExecutor, Lease, SharedSender};
 use super::socket::{Socket, Watch};
 use crate::lock;
 use bytes::Bytes;
@@ -28,7 +27,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -133,9 +132,6 @@ impl Conn {
     }
 }
 
-/// The sending side of a shared HTTP/2 connection; clones send on the same connection.
-pub(crate) type SharedSender = http2::SendRequest<Full<Bytes>>;
-
 /// A new connection: HTTP/1.1, or HTTP/2 (to be shared).
 pub(crate) enum Opened {
     Http1(Conn),
@@ -146,30 +142,6 @@ pub(crate) enum Opened {
 pub(crate) enum Connected {
     Own(Conn),
     Shared(Lease),
-}
-
-/// One stream's hold on a shared HTTP/2 connection, counted against the connection's
-/// [`MAX_STREAMS_PER_CONNECTION`] until dropped.
-pub(crate) struct Lease {
-    pub(crate) sender: SharedSender,
-    _stream: Arc<()>,
-}
-
-/// Runs the tasks hyper's HTTP/2 client spawns (the connection's IO, a request body's pipe) as
-/// jobs of the event loop that opened the connection. Weak: the connection's job holds it.
-#[derive(Clone)]
-pub(crate) struct JobExecutor(pub(crate) Weak<Jobs>);
-
-impl<F> hyper::rt::Executor<F> for JobExecutor
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    fn execute(&self, task: F) {
-        // No jobs: the loop is gone, and the task (dropped here) with it.
-        if let Some(jobs) = self.0.upgrade() {
-            jobs.add_attempt(Box::pin(task));
-        }
-    }
 }
 
 /// Where a connection goes: its authority, and for TLS the trust it is made with. Built per
@@ -231,7 +203,7 @@ impl Origin {
 /// How long a connection may sit idle in a pool. Providers close idle keep-alive connections
 /// after a minute or so, and a request sent just as one does fails; hyper-util's pools (the
 /// tokio driver's) use the same 90 s.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A pooled connection and when it was put back.
 struct Idle {
@@ -239,52 +211,12 @@ struct Idle {
     since: Instant,
 }
 
-/// Streams a shared HTTP/2 connection carries at once before the next attempt opens another.
-/// A server advertises its own limit (`SETTINGS_MAX_CONCURRENT_STREAMS`, 100 or more at the large
-/// providers), which hyper's client does not expose; a stream past it would wait for a free one,
-/// where a new connection does not make a call wait on others.
-const MAX_STREAMS_PER_CONNECTION: usize = 100;
-
-/// A shared HTTP/2 connection, its streams in flight, and when it was last leased.
-struct Shared {
-    sender: SharedSender,
-    /// One reference per stream in flight, plus this one.
-    streams: Arc<()>,
-    since: Instant,
-}
-
-impl Shared {
-    fn new(sender: SharedSender) -> Self {
-        Shared {
-            sender,
-            streams: Arc::new(()),
-            since: Instant::now(),
-        }
-    }
-
-    fn in_flight(&self) -> usize {
-        Arc::strong_count(&self.streams) - 1
-    }
-
-    fn has_room(&self) -> bool {
-        !self.sender.is_closed() && self.in_flight() < MAX_STREAMS_PER_CONNECTION
-    }
-
-    fn lease(&mut self, now: Instant) -> Lease {
-        self.since = now;
-        Lease {
-            sender: self.sender.clone(),
-            _stream: self.streams.clone(),
-        }
-    }
-}
-
 /// Idle HTTP/1.1 keep-alive connections, by where they go, oldest first; and the shared HTTP/2
-/// connections.
+/// connections (a loop's only).
 #[derive(Default)]
 pub(crate) struct Pool {
     idle: Mutex<HashMap<Origin, Vec<Idle>>>,
-    shared: Mutex<HashMap<Origin, Vec<Shared>>>,
+    pub(crate) http2: Arc<Http2Pool>,
 }
 
 impl Pool {
@@ -311,47 +243,6 @@ impl Pool {
         }
     }
 
-    /// A stream of a shared HTTP/2 connection to `origin` with room for one more. Connections
-    /// that closed, or that carried nothing for longer than [`IDLE_TIMEOUT`], are let go on the
-    /// way (their IO jobs end once their streams do).
-    pub(crate) fn shared(&self, origin: &Origin) -> Option<Lease> {
-        let now = Instant::now();
-        let mut shared = lock(&self.shared);
-        let conns = shared.get_mut(origin)?;
-        let (kept, gone): (Vec<Shared>, Vec<Shared>) =
-            std::mem::take(conns).into_iter().partition(|c| {
-                !c.sender.is_closed()
-                    && (c.in_flight() > 0 || now.duration_since(c.since) < IDLE_TIMEOUT)
-            });
-        *conns = kept;
-        let lease = conns
-            .iter_mut()
-            .find(|c| c.has_room())
-            .map(|c| c.lease(now));
-        drop(shared);
-        drop(gone); // outside the lock
-        lease
-    }
-
-    /// A stream of the new HTTP/2 connection `sender` to `origin`, which is shared from now on
-    /// unless another connection there has room already (attempts that found none connect at
-    /// once; the extra connections carry their one attempt, then close).
-    pub(crate) fn share(&self, origin: Origin, sender: SharedSender) -> Lease {
-        let mut new = Shared::new(sender);
-        let lease = new.lease(Instant::now());
-        let mut shared = lock(&self.shared);
-        let conns = shared.entry(origin).or_default();
-        let extra = if conns.iter().any(Shared::has_room) {
-            Some(new)
-        } else {
-            conns.push(new);
-            None
-        };
-        drop(shared);
-        drop(extra); // outside the lock
-        lease
-    }
-
     pub(crate) fn put(&self, origin: Origin, conn: Conn) {
         let since = Instant::now();
         let mut idle = lock(&self.idle);
@@ -367,8 +258,7 @@ impl Pool {
         // Taken out, then closed outside the lock.
         let idle: Vec<Vec<Idle>> = lock(&self.idle).drain().map(|(_, conns)| conns).collect();
         drop(idle);
-        let shared: Vec<Vec<Shared>> = lock(&self.shared).drain().map(|(_, s)| s).collect();
-        drop(shared);
+        self.http2.clear();
     }
 }
 

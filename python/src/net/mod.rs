@@ -13,11 +13,13 @@
 //! - [`asyncio`]: readiness through the loop's `add_reader` / `add_writer`.
 //! - [`poll`]: the blocking driver of sync calls and streams.
 //! - [`conn`]: connect, TLS, HTTP/1.1 and (on a loop) HTTP/2, and pools of connections.
+//! - [`http2`]: a loop's shared HTTP/2 connections, and who opens the next one.
 //! - [`attempt`]: one attempt, from the machine's request to its sink.
 
 pub(crate) mod asyncio;
 mod attempt;
 mod conn;
+mod http2;
 pub(crate) mod jobs;
 pub(crate) mod poll;
 pub(crate) mod socket;
@@ -57,7 +59,7 @@ impl LoopIo {
                 pool: self.pool.clone(),
                 tls,
                 connect_timeout,
-                http2: Some(conn::JobExecutor(Arc::downgrade(&self.jobs))),
+                http2: Some(http2::JobExecutor(Arc::downgrade(&self.jobs))),
             }),
         })
     }
