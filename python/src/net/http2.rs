@@ -166,10 +166,12 @@ impl Http2Pool {
         found
     }
 
-    /// A stream of the new HTTP/2 connection `sender` to `origin`, which is shared from now on
-    /// unless another connection there has room already (the first attempts to an origin, which
-    /// connected at once: the extra connections carry their one attempt, then close). `opening`
-    /// is the guard of the attempt that opened it, if others wait for it.
+    /// A stream of the new HTTP/2 connection `sender` to `origin`, which is shared from now on.
+    /// `opening` is the guard of the attempt that opened it for others to wait on: that one is
+    /// always kept, since calls outgrew the connections there (even if some room came free during
+    /// the handshake: discarding it would open another at the next overflow). Without one (the
+    /// first attempts to an origin, which connect at once) it is kept only if no connection has
+    /// room: the extra ones carry their one attempt, then close.
     pub(crate) fn share(
         &self,
         origin: Origin,
@@ -183,12 +185,13 @@ impl Http2Pool {
             since: now,
         };
         let lease = new.lease(now);
+        let awaited = opening.is_some();
         if let Some(guard) = opening {
             guard.ended = Ended::LookAgain;
         }
         let mut origins = lock(&self.origins);
         let to = origins.entry(origin).or_default();
-        let extra = if to.open.iter().any(Shared::has_room) {
+        let extra = if !awaited && to.open.iter().any(Shared::has_room) {
             Some(new)
         } else {
             to.open.push(new);
