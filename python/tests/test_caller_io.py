@@ -136,6 +136,31 @@ def test_an_http2_connection_carries_at_most_a_hundred_calls_at_once(mock: MockS
     assert second == 0
 
 
+def test_a_connection_opened_past_the_limit_is_kept_though_room_came_free(mock: MockServer) -> None:
+    # Calls hovering around a connection's 100 streams must not open, and throw away, a
+    # connection at every overflow: the one the 101st call opens is kept even when some of the
+    # first 100 end while it is being opened.
+    mock.script("a", {}, *({"delay_ms": 1000} for _ in range(101)))
+    r = Router(providers=[mock.provider("a", base_url=mock.base_url("a", tls=True))],
+               root_certificates=mock.ca_pem)
+
+    async def main() -> bool:
+        await r.achat_completions(request())  # the first connection
+        gc.collect()
+        assert await asyncio.to_thread(mock.wait_for, lambda: mock.open_connections() == 2)
+        first = [asyncio.create_task(r.achat_completions(request())) for _ in range(100)]
+        await asyncio.sleep(0.2)  # all 100 sent, the connection full
+        overflow = asyncio.create_task(r.achat_completions(request()))
+        await asyncio.sleep(0)  # the 101st starts opening a connection
+        for task in first[:10]:
+            task.cancel()  # room on the first connection before the second is open
+        await asyncio.gather(*first, overflow, return_exceptions=True)
+        # Both connections stay, and the stats request's own.
+        return await asyncio.to_thread(mock.wait_for, lambda: mock.open_connections() == 3, 1.0)
+
+    assert asyncio.run(main())
+
+
 @pytest.mark.parametrize("tls", [False, True], ids=["http1", "https-http2"])
 def test_a_closed_loop_closes_its_pooled_connections(mock: MockServer, tls: bool) -> None:
     # Over TLS: the shared HTTP/2 connections and their IO jobs go with the loop too.
