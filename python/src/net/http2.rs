@@ -135,12 +135,18 @@ impl Http2Pool {
         let Some(to) = origins.get_mut(origin) else {
             return Found::Connect(None);
         };
-        let (kept, gone): (Vec<Shared>, Vec<Shared>) =
-            std::mem::take(&mut to.open).into_iter().partition(|c| {
-                !c.sender.is_closed()
-                    && (c.in_flight() > 0 || now.duration_since(c.since) < IDLE_TIMEOUT)
-            });
-        to.open = kept;
+        let keep = |c: &Shared| {
+            !c.sender.is_closed()
+                && (c.in_flight() > 0 || now.duration_since(c.since) < IDLE_TIMEOUT)
+        };
+        // Nothing to let go, nothing allocated: the common case, on every attempt.
+        let gone: Vec<Shared> = if to.open.iter().all(keep) {
+            Vec::new()
+        } else {
+            let (kept, gone) = std::mem::take(&mut to.open).into_iter().partition(keep);
+            to.open = kept;
+            gone
+        };
         let found = if let Some(conn) = to.open.iter_mut().find(|c| c.has_room()) {
             Found::Stream(conn.lease(now))
         } else if let Some((opening, waiters)) = to
