@@ -3,7 +3,7 @@
 //! the response was read to its end (an HTTP/2 one stays shared throughout).
 
 use super::conn::{self, Conn, Connected, Driver, Opened, Origin, Pool};
-use super::http2::{Ended, Found, JobExecutor, Lease};
+use super::http2::{JobExecutor, Lease};
 use super::socket::Watch;
 use bytes::Bytes;
 use f3dx_router_core::TransportErrorKind;
@@ -55,22 +55,12 @@ pub(crate) async fn run(ends: Arc<Ends>, attempt: ExternalAttempt) {
 /// attempt has opened it), an idle HTTP/1.1 one, or a new one (shared from now on if the
 /// provider picked HTTP/2).
 async fn lease(ends: &Ends, origin: &Origin) -> Result<Connected, TransportErrorKind> {
-    // Only a loop's attempts (`http2`) ever share a connection: a sync call's skip the lookup.
+    // Only a loop's attempts (`http2`) over TLS can share a connection: others skip the lookup.
     let mut opening = None;
-    if ends.http2.is_some() {
-        loop {
-            match ends.pool.http2.find(origin) {
-                Found::Stream(lease) => return Ok(Connected::Shared(lease)),
-                Found::Wait(waiting) => {
-                    if waiting.await == Ended::ConnectAlone {
-                        break;
-                    }
-                }
-                Found::Connect(guard) => {
-                    opening = guard;
-                    break;
-                }
-            }
+    if ends.http2.is_some() && origin.is_tls() {
+        match ends.pool.http2.stream(origin).await {
+            Ok(lease) => return Ok(Connected::Shared(lease)),
+            Err(guard) => opening = guard,
         }
     }
     let opened = match ends.pool.take(origin) {

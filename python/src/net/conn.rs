@@ -186,6 +186,11 @@ impl Origin {
         })
     }
 
+    /// Over TLS: the only kind that can speak HTTP/2 here (chosen by ALPN).
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// The host, without an IPv6 literal's brackets.
     fn host(&self) -> &str {
         self.authority

@@ -5,8 +5,8 @@
 //! origin, up to [`MAX_STREAMS_PER_CONNECTION`] streams each; a connection's IO runs as a job of
 //! the loop ([`JobExecutor`]). Once an origin is known to speak HTTP/2, an attempt that finds no
 //! connection with room opens one and up to a connection's worth of others wait for it
-//! ([`Found::Wait`]) instead of each opening its own; the first connection to an origin cannot
-//! be waited for, since nobody knows yet what the provider speaks.
+//! ([`Http2Pool::stream`]) instead of each opening its own; the first connection to an origin
+//! cannot be waited for, since nobody knows yet what the provider speaks.
 
 use super::conn::{IDLE_TIMEOUT, Origin};
 use super::jobs::Jobs;
@@ -99,7 +99,7 @@ struct Opening {
 
 /// How an opening ended, for those waiting for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ended {
+enum Ended {
     /// Look again: the connection is shared (or its opener was cancelled, and one of the
     /// waiters opens the next).
     LookAgain,
@@ -109,7 +109,7 @@ pub(crate) enum Ended {
 }
 
 /// What an attempt to an origin does next.
-pub(crate) enum Found {
+enum Found {
     /// A stream of a connection with room.
     Stream(Lease),
     /// Wait for a connection being opened, then look again.
@@ -126,10 +126,30 @@ pub(crate) struct Http2Pool {
 }
 
 impl Http2Pool {
+    /// A stream of a shared connection to `origin` with room, once one is (waiting for a
+    /// connection another attempt is opening, if any); or else `Err` with the guard to drop once
+    /// the caller's own connection is open (`Some` when others wait for it).
+    pub(crate) async fn stream(
+        self: &Arc<Self>,
+        origin: &Origin,
+    ) -> Result<Lease, Option<OpeningGuard>> {
+        loop {
+            match self.find(origin) {
+                Found::Stream(lease) => return Ok(lease),
+                Found::Connect(guard) => return Err(guard),
+                Found::Wait(waiting) => {
+                    if waiting.await == Ended::ConnectAlone {
+                        return Err(None);
+                    }
+                }
+            }
+        }
+    }
+
     /// Where an attempt to `origin` sends. Connections that closed, or that carried nothing for
     /// longer than [`IDLE_TIMEOUT`], are let go on the way (their IO jobs end once their streams
     /// do).
-    pub(crate) fn find(self: &Arc<Self>, origin: &Origin) -> Found {
+    fn find(self: &Arc<Self>, origin: &Origin) -> Found {
         let now = Instant::now();
         let mut origins = lock(&self.origins);
         let Some(to) = origins.get_mut(origin) else {
@@ -260,7 +280,7 @@ impl Drop for OpeningGuard {
 }
 
 /// Resolves once the connection an attempt waits for is open, or its opening ended otherwise.
-pub(crate) struct Waiting(Arc<Opening>);
+struct Waiting(Arc<Opening>);
 
 impl Future for Waiting {
     type Output = Ended;
