@@ -43,6 +43,11 @@ def call_async(router: Router, req: dict[str, Any]) -> ChatCompletion:
     return asyncio.run(router.achat_completions(req))
 
 
+# A test taking `tls` runs over plain HTTP, then over the mock's TLS port, where an awaited call
+# speaks HTTP/2 and a sync call HTTP/1.1 (trust the mock with `root_certificates=mock.ca_pem`).
+both_wires = pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+
+
 @pytest.fixture(params=[call_sync, call_async], ids=["sync", "async"])
 def call(request: pytest.FixtureRequest) -> Call:
     """The sync call, then the awaited one: a test taking it runs once through each."""
@@ -70,8 +75,9 @@ class MockServer:
     def base_url(self, provider: str, tls: bool = False) -> str:
         return f"{self.https_url if tls else self.http_url}/{provider}/v1"
 
-    def provider(self, name: str, kind: str = "openai", **extra: Any) -> dict[str, Any]:
-        return {"name": name, "kind": kind, "base_url": self.base_url(name), "api_key": KEY, **extra}
+    def provider(self, name: str, kind: str = "openai", tls: bool = False, **extra: Any) -> dict[str, Any]:
+        """Provider `name` of the mock; over its TLS port (which offers HTTP/2) if `tls`."""
+        return {"name": name, "kind": kind, "base_url": self.base_url(name, tls), "api_key": KEY, **extra}
 
     def script(self, provider: str, *steps: dict[str, Any]) -> None:
         self._call("POST", f"{provider}/script", list(steps))

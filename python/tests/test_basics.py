@@ -183,7 +183,7 @@ def test_no_key_in_any_error_text_or_repr(mock: MockServer) -> None:
 
 
 def test_https_with_a_private_ca(call: Call, mock: MockServer) -> None:
-    tls = [{**mock.provider("a"), "base_url": mock.base_url("a", tls=True)}]
+    tls = [mock.provider("a", tls=True)]
     r = Router(providers=tls, root_certificates=mock.ca_pem)
     c = call(r, request())
     assert c["choices"][0]["message"]["content"] == "Hello from a."

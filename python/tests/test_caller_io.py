@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from f3dx_router import AllProvidersFailedError, Router
-from conftest import MockServer, request
+from conftest import MockServer, both_wires, request
 
 
 def open_fds() -> int:
@@ -76,7 +76,7 @@ def test_awaited_calls_over_http2_share_one_connection_and_hedges_reset_only_the
 ) -> None:
     # The mock's TLS port offers h2. Both providers are one origin: one connection carries
     # every call of the loop, and a cancelled hedge loser costs a stream reset, not a reconnect.
-    tls = [mock.provider(name, base_url=mock.base_url(name, tls=True)) for name in ("a", "b")]
+    tls = [mock.provider(name, tls=True) for name in ("a", "b")]
     mock.script("b", *({"delay_ms": 300} for _ in range(11)))
     r = Router(providers=tls, policy="hedged", hedge_k=2, root_certificates=mock.ca_pem)
     # Each call marks its request, to find its legs among what the mock received.
@@ -116,7 +116,7 @@ def test_an_http2_connection_carries_at_most_a_hundred_calls_at_once(mock: MockS
     # flight opens another connection instead, and the next 99 wait for it rather than each
     # opening its own; the connections are kept for later bursts.
     mock.script("a", {}, *({"delay_ms": 200} for _ in range(500)))
-    r = Router(providers=[mock.provider("a", base_url=mock.base_url("a", tls=True))],
+    r = Router(providers=[mock.provider("a", tls=True)],
                root_certificates=mock.ca_pem)
 
     async def burst() -> int:
@@ -141,7 +141,7 @@ def test_a_connection_opened_past_the_limit_is_kept_though_room_came_free(mock: 
     # connection at every overflow: the one the 101st call opens is kept even when some of the
     # first 100 end while it is being opened.
     mock.script("a", {}, *({"delay_ms": 1000} for _ in range(101)))
-    r = Router(providers=[mock.provider("a", base_url=mock.base_url("a", tls=True))],
+    r = Router(providers=[mock.provider("a", tls=True)],
                root_certificates=mock.ca_pem)
 
     async def main() -> bool:
@@ -161,10 +161,10 @@ def test_a_connection_opened_past_the_limit_is_kept_though_room_came_free(mock: 
     assert asyncio.run(main())
 
 
-@pytest.mark.parametrize("tls", [False, True], ids=["http1", "https-http2"])
+@both_wires
 def test_a_closed_loop_closes_its_pooled_connections(mock: MockServer, tls: bool) -> None:
     # Over TLS: the shared HTTP/2 connections and their IO jobs go with the loop too.
-    r = Router(providers=[mock.provider("a", base_url=mock.base_url("a", tls))], root_certificates=mock.ca_pem)
+    r = Router(providers=[mock.provider("a", tls=tls)], root_certificates=mock.ca_pem)
     fds = open_fds()
     before = mock.open_connections()
 

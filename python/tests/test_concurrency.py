@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from f3dx_router import DeadlineExceededError, Router, RouterError, _native
-from conftest import MockServer, request
+from conftest import MockServer, both_wires, request
 
 # How many threads may keep a sync driver at once (`python/src/blocking.rs`).
 MAX_THREAD_DRIVERS = 64
@@ -142,10 +142,10 @@ def test_threads_beyond_the_cap_make_a_driver_per_call(mock: MockServer) -> None
     assert r._in_flight() == (0, 0, 0)
 
 
-@pytest.mark.parametrize("tls", [False, True], ids=["http1", "https-http2"])
+@both_wires
 def test_two_hundred_asyncio_tasks_lose_nothing(mock: MockServer, tls: bool) -> None:
     # Over TLS the 200 calls' 400 legs are streams of shared HTTP/2 connections.
-    providers = [mock.provider(name, base_url=mock.base_url(name, tls)) for name in ("a", "b")]
+    providers = [mock.provider(name, tls=tls) for name in ("a", "b")]
     r = Router(providers=providers, policy="hedged", hedge_k=2, root_certificates=mock.ca_pem)
     for _ in range(30):
         mock.script("a", {"status": 500})

@@ -18,21 +18,19 @@ from f3dx_router import (
     Router,
     UnsupportedError,
 )
-from conftest import Call, MockServer, request
+from conftest import Call, MockServer, both_wires, request
 
 
 def two(mock: MockServer, tls: bool = False, a: dict[str, Any] | None = None, **kwargs: Any) -> Router:
     """Providers `a` (with the keys `a` adds) then `b`, over TLS if `tls`; `kwargs` for the router."""
     providers = [
-        mock.provider("a", base_url=mock.base_url("a", tls), **(a or {})),
-        mock.provider("b", base_url=mock.base_url("b", tls)),
+        mock.provider("a", tls=tls, **(a or {})),
+        mock.provider("b", tls=tls),
     ]
     if tls:
         kwargs["root_certificates"] = mock.ca_pem
     return Router(providers=providers, **kwargs)
 
-
-over = pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
 
 
 SOFT_STEPS = {
@@ -49,7 +47,7 @@ SOFT_STEPS = {
 }
 
 
-@over
+@both_wires
 @pytest.mark.parametrize("row", list(SOFT_STEPS))
 def test_soft_failures_fail_over(call: Call, mock: MockServer, row: str, tls: bool) -> None:
     step, outcome = SOFT_STEPS[row]
@@ -65,7 +63,7 @@ def test_soft_failures_fail_over(call: Call, mock: MockServer, row: str, tls: bo
     assert len(mock.received("a")) == 1 and len(mock.received("b")) == 1
 
 
-@over
+@both_wires
 def test_per_attempt_timeout_fails_over(call: Call, mock: MockServer, tls: bool) -> None:
     mock.script("a", {"delay_ms": 3000})
     c = call(two(mock, tls, a={"timeout_ms": 200}), request())
@@ -90,7 +88,7 @@ def test_body_over_the_limit_fails_over(call: Call, mock: MockServer) -> None:
     assert [a.outcome for a in c.route.attempts] == ["body_too_large", "success"]
 
 
-@over
+@both_wires
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 def test_hard_failure_surfaces_and_goes_nowhere_else(call: Call, mock: MockServer, status: int, tls: bool) -> None:
     body = {"error": {"message": f"bad request {status}", "type": "invalid_request_error"}}
@@ -104,7 +102,7 @@ def test_hard_failure_surfaces_and_goes_nowhere_else(call: Call, mock: MockServe
     assert mock.received("b") == []
 
 
-@over
+@both_wires
 def test_hard_failure_cancels_the_other_hedge(call: Call, mock: MockServer, tls: bool) -> None:
     mock.script("a", {"status": 400, "delay_ms": 100})
     mock.script("b", {"delay_ms": 3000})
@@ -125,7 +123,7 @@ def test_all_providers_failed_lists_every_attempt(call: Call, mock: MockServer) 
     assert "all providers failed" in str(info.value)
 
 
-@over
+@both_wires
 def test_deadline_exceeded_cancels_every_attempt(call: Call, mock: MockServer, tls: bool) -> None:
     mock.script("a", {"delay_ms": 5000})
     mock.script("b", {"delay_ms": 5000})

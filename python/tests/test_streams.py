@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from f3dx_router import AllProvidersFailedError, Router, StreamInterruptedError
-from conftest import FIXTURES, MockServer, request
+from conftest import FIXTURES, MockServer, both_wires, request
 
 
 def openai_text(path: Path) -> str:
@@ -40,8 +40,6 @@ def text_of(chunks: list[dict[str, Any]]) -> str:
 
 
 STREAMING = request(stream=True)
-# Over TLS an awaited stream is a stream of a shared HTTP/2 connection (the mock offers h2).
-over = pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
 
 
 @pytest.mark.parametrize(
@@ -59,11 +57,11 @@ def test_sync_openai_replay(mock: MockServer, fixture: str) -> None:
     assert list(stream) == []
 
 
-@over
+@both_wires
 def test_async_anthropic_replay(mock: MockServer, tls: bool) -> None:
     fixture = "anthropic/streams/text_basic.sse"
     mock.script("claude", {"stream": {"replay": fixture, "chunk_gap_ms": 5}})
-    r = Router(providers=[mock.provider("claude", kind="anthropic", base_url=mock.base_url("claude", tls))],
+    r = Router(providers=[mock.provider("claude", kind="anthropic", tls=tls)],
                root_certificates=mock.ca_pem)
 
     async def main() -> list[dict[str, Any]]:
@@ -122,10 +120,10 @@ def test_interrupted_after_commit_raises(mock: MockServer) -> None:
     assert mock.received("b") == []  # never re-sent after commit
 
 
-@over
+@both_wires
 def test_async_interrupted_after_commit_raises(mock: MockServer, tls: bool) -> None:
     mock.script("a", {"stream": {"replay": "openai/streams/chat_text_stop_with_usage.sse", "cut_after_events": 3}})
-    r = Router(providers=[mock.provider(n, base_url=mock.base_url(n, tls)) for n in ("a", "b")],
+    r = Router(providers=[mock.provider(n, tls=tls) for n in ("a", "b")],
                root_certificates=mock.ca_pem)
 
     async def main() -> int:
@@ -179,9 +177,9 @@ def test_garbage_collected_stream_cancels(mock: MockServer) -> None:
     assert mock.wait_for(lambda: r._in_flight() == (0, 0, 0))
 
 
-@over
+@both_wires
 def test_async_break_and_aclose_cancel(mock: MockServer, tls: bool) -> None:
-    r = Router(providers=[mock.provider("a", base_url=mock.base_url("a", tls))], root_certificates=mock.ca_pem)
+    r = Router(providers=[mock.provider("a", tls=tls)], root_certificates=mock.ca_pem)
 
     async def main() -> None:
         mock.script("a", slow_stream())
@@ -199,9 +197,9 @@ def test_async_break_and_aclose_cancel(mock: MockServer, tls: bool) -> None:
     asyncio.run(main())
 
 
-@over
+@both_wires
 def test_cancelling_a_task_reading_a_stream_cancels(mock: MockServer, tls: bool) -> None:
-    r = Router(providers=[mock.provider("a", base_url=mock.base_url("a", tls))], root_certificates=mock.ca_pem)
+    r = Router(providers=[mock.provider("a", tls=tls)], root_certificates=mock.ca_pem)
     mock.script("a", slow_stream())
 
     async def reader() -> None:
