@@ -155,14 +155,6 @@ def _median(values: list[float]) -> float:
     return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
 
 
-def _ratio(mine: float, theirs: float) -> float:
-    return mine / theirs
-
-
-def _excess(mine: float, theirs: float) -> float:
-    return mine - theirs
-
-
 def judge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each target per round, the median over rounds: ours, and the bare socket of the mode."""
 
@@ -176,26 +168,21 @@ def judge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         floor = per_round("raw socket", mode)
         if ours is None or floor is None:
             continue
-        for name, theirs, ratio in [
-            (f"1/2 of f3dx-router {run.OLD_VERSION}", per_round(f"f3dx-router {run.OLD_VERSION}", "sync"), 0.5),
-            (f"1/50 of LiteLLM Router ({mode})", per_round("litellm", mode), 0.02),
-            ("Rust tokio Router + 30 µs", per_round("Rust f3dx-router-tokio Router", "async"), None),
-        ]:
+        for t in run.latency_targets(mode):
+            theirs = per_round(t.prefix, t.mode)
             if theirs is None:
                 continue
-            # A ratio of medians, or (no ratio) an allowance of 30 µs over the Rust Router.
-            limit = 30.0 if ratio is None else ratio
-            value = _excess if ratio is None else _ratio
-            mine = _median([value(m, t) for m, t in zip(ours, theirs)])
-            bare = _median([value(f, t) for f, t in zip(floor, theirs)])
-            out.append({"target": f"median <= {name}", "mode": mode, "limit": limit, "ours": round(mine, 4),
-                        "met": mine <= limit, "bare_socket": round(bare, 4), "bare_socket_meets": bare <= limit})
+            mine = _median([t.measure(m, o) for m, o in zip(ours, theirs)])
+            bare = _median([t.measure(f, o) for f, o in zip(floor, theirs)])
+            out.append({"target": f"median <= {t.name}", "mode": mode, "limit": t.limit, "ratio": t.ratio,
+                        "ours": round(mine, 4), "met": mine <= t.limit, "bare_socket": round(bare, 4),
+                        "bare_socket_meets": bare <= t.limit})
     return out
 
 
 def markdown(paired: dict[str, Any]) -> str:
     def shown(t: dict[str, Any], v: float) -> str:
-        if "+ 30" in t["target"]:
+        if not t["ratio"]:
             return f"{v:+.1f} µs"
         return f"{v:.3f} (1/{1 / v:.1f})" if v > 0 else f"{v:.3f}"
 

@@ -32,7 +32,7 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -739,14 +739,38 @@ def find(rows: list[dict[str, Any]], prefix: str, mode: str, c: int = 1, suffix:
     return None
 
 
+class Target(NamedTuple):
+    """One of the issue's latency targets for a mode of ours, against the other client's row
+    (`prefix`, `mode`): a ratio of medians at most `limit`, or (not `ratio`) at most `limit` µs
+    more. Judged on the passes (`targets`) and on the paired rounds (`paired.judge`)."""
+
+    name: str
+    prefix: str
+    mode: str
+    limit: float
+    ratio: bool
+
+    def measure(self, mine: float, theirs: float) -> float:
+        return mine / theirs if self.ratio else mine - theirs
+
+    def bound(self, theirs: float) -> float:
+        """The largest median of ours that meets the target."""
+        return theirs * self.limit if self.ratio else theirs + self.limit
+
+
+def latency_targets(mode: str) -> list[Target]:
+    return [
+        Target(f"1/2 of f3dx-router {OLD_VERSION}", f"f3dx-router {OLD_VERSION}", "sync", 0.5, True),
+        Target(f"1/50 of LiteLLM Router ({mode})", "litellm", mode, 0.02, True),
+        Target("Rust tokio Router + 30 µs", "Rust f3dx-router-tokio Router", "async", 30.0, False),
+    ]
+
+
 def targets(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The issue's targets, each two ways: on the whole median (what a caller sees, mostly the
     loopback round trip here) and on the overhead, the median minus the raw reqwest floor."""
     checks = []
     ours = {m: find(rows, "f3dx_router ", m) for m in ("sync", "async")}
-    old = find(rows, f"f3dx-router {OLD_VERSION}", "sync")
-    lite = {m: find(rows, "litellm", m) for m in ("sync", "async")}
-    rust = find(rows, "Rust f3dx-router-tokio Router", "async")
     raw = find(rows, "Rust reqwest", "async")
     floor = raw["p50_us"] if raw else 0.0
     socket_floors = {m: find(rows, "raw socket", m) for m in ("sync", "async")}
@@ -765,35 +789,26 @@ def targets(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
             check(f"{name} (overhead over raw reqwest {floor:.1f} µs)", mode, ratio, limit,
                   ratio <= limit, f"{a:.1f} / {b:.1f} µs = {ratio:.3f}" + (f" (1/{1 / ratio:.1f})" if ratio > 0 else ""))
 
-    for mode, r in ours.items():
-        if r is None:
-            continue
-        if old:
-            ratios("median <= 1/2 of f3dx-router 0.0.3 (sync)", mode, r["p50_us"], old["p50_us"], 0.5)
-        lr = lite.get(mode)
-        if lr:
-            ratios(f"median <= 1/50 of LiteLLM Router ({mode})", mode, r["p50_us"], lr["p50_us"], 0.02)
-        if rust:
-            delta = r["p50_us"] - rust["p50_us"]
-            check("median <= Rust tokio Router + 30 µs", mode, delta, 30.0, delta <= 30.0,
-                  f"{r['p50_us']:.1f} - {rust['p50_us']:.1f} µs = {delta:+.1f} µs")
-    # Whether any Python client could meet a target here: the bare socket of the same mode (no
-    # HTTP library, no routing) against the target's limit.
-    for mode, floor_row in socket_floors.items():
-        if floor_row is None:
-            continue
-        bare = floor_row["p50_us"]
+    for mode in ("sync", "async"):
+        mine, bare = ours[mode], socket_floors[mode]
         what = "a bare blocking socket" if mode == "sync" else "a bare asyncio Protocol"
-        limits = []
-        if old:
-            limits.append(("1/2 of f3dx-router 0.0.3", old["p50_us"] * 0.5))
-        if lite.get(mode):
-            limits.append((f"1/50 of LiteLLM Router ({mode})", lite[mode]["p50_us"] * 0.02))
-        if rust:
-            limits.append(("Rust tokio Router + 30 µs", rust["p50_us"] + 30.0))
-        for name, bound in limits:
-            check(f"median <= {name}: within reach of any Python client?", mode, bare, round(bound, 1),
-                  bare <= bound, f"limit {bound:.1f} µs; {what} takes {bare:.1f} µs")
+        for t in latency_targets(mode):
+            theirs = find(rows, t.prefix, t.mode)
+            if theirs is None:
+                continue
+            if mine is not None and t.ratio:
+                ratios(f"median <= {t.name}", mode, mine["p50_us"], theirs["p50_us"], t.limit)
+            elif mine is not None:
+                delta = t.measure(mine["p50_us"], theirs["p50_us"])
+                check(f"median <= {t.name}", mode, delta, t.limit, delta <= t.limit,
+                      f"{mine['p50_us']:.1f} - {theirs['p50_us']:.1f} µs = {delta:+.1f} µs")
+            if bare is not None:
+                # Whether any Python client could meet it here: the bare socket of the same mode
+                # (no HTTP library, no routing) against the target's limit.
+                bound = t.bound(theirs["p50_us"])
+                check(f"median <= {t.name}: within reach of any Python client?", mode, bare["p50_us"],
+                      round(bound, 1), bare["p50_us"] <= bound,
+                      f"limit {bound:.1f} µs; {what} takes {bare['p50_us']:.1f} µs")
     best = max((r for r in rows if r["client"].startswith("f3dx_router ")
                 and not any(word in r["client"] for word in ("429", "hedged", "stream"))),
                key=lambda r: r["calls_per_s"], default=None)
