@@ -3,8 +3,11 @@
 //! [`RouterConfig::from_json`] parses and validates in one step; every problem is a [`ConfigError`]
 //! that names the field (`providers[1].base_url`), never a panic and never an API key.
 
+pub use crate::hedge_delay::HedgeDelaySetting;
 use crate::mock::MockConfig;
 use crate::secret::ApiKey;
+pub use crate::state::health::HealthConfig;
+pub use crate::state::throttle::ThrottleConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -30,6 +33,10 @@ pub enum PolicyKind {
     Sequential,
     /// Up to `hedge_k` providers at once (or one more per `hedge_delay_ms`); first success wins.
     Hedged,
+    /// One provider at a time, chosen by smooth weighted round-robin over `weight`.
+    Weighted,
+    /// One provider at a time, the faster of two random ones by load-weighted peak-EWMA latency.
+    Fastest,
 }
 
 /// One upstream provider.
@@ -60,9 +67,19 @@ pub struct ProviderConfig {
     /// Per-attempt timeout; its expiry is a soft failure of that attempt.
     #[serde(default)]
     pub timeout_ms: Option<i64>,
-    /// Weight for weighted policies (default 1).
+    /// Share of traffic under `weighted` (default 1); 0 means only as a last resort.
     #[serde(default = "one")]
     pub weight: u32,
+    /// Budget: requests per minute this provider is sent at most.
+    #[serde(default)]
+    pub rpm: Option<i64>,
+    /// Budget: tokens per minute (estimated before sending, corrected by the answer's usage).
+    #[serde(default)]
+    pub tpm: Option<i64>,
+    /// Budget: how many requests may go at once before `rpm` paces them (default: a second's
+    /// worth); tokens get the same share of `tpm`.
+    #[serde(default)]
+    pub burst: Option<i64>,
     /// Extra headers sent with every request to this provider.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -94,9 +111,10 @@ pub struct RouterConfig {
     #[serde(default)]
     pub hedge_k: Option<i64>,
     /// Hedged: 0 fires all K legs at once; otherwise the next leg fires only if no answer came
-    /// within this delay ("The Tail at Scale").
+    /// within this delay ("The Tail at Scale"); `"auto"` or `{"quantile": q}` learns it from the
+    /// first leg's provider's latency to first byte.
     #[serde(default)]
-    pub hedge_delay_ms: Option<i64>,
+    pub hedge_delay_ms: Option<HedgeDelaySetting>,
     /// Whole-request deadline; on expiry the request completes with a deadline error.
     #[serde(default)]
     pub deadline_ms: Option<i64>,
@@ -113,6 +131,15 @@ pub struct RouterConfig {
     /// instead (the OpenAI SDK refuses to wait more than 120 s).
     #[serde(default)]
     pub retry_after_cap_ms: Option<i64>,
+    /// The circuit breaker of every provider (on by default, with [`HealthConfig`]'s defaults).
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// gRPC A6 retry throttling of failovers and hedges (off unless set).
+    #[serde(default)]
+    pub throttle: Option<ThrottleConfig>,
+    /// `fastest`: half-life of the latency estimate's decay (default 5 s).
+    #[serde(default)]
+    pub latency_half_life_ms: Option<i64>,
 }
 
 /// What was wrong with a configuration. Always names the field.
@@ -215,8 +242,10 @@ impl RouterConfig {
                     "must be greater than 0",
                 ));
             }
-            if p.weight == 0 {
-                return Err(ConfigError::invalid(at("weight"), "must be at least 1"));
+            for (value, field) in [(p.rpm, "rpm"), (p.tpm, "tpm"), (p.burst, "burst")] {
+                if value.is_some_and(|v| v <= 0) {
+                    return Err(ConfigError::invalid(at(field), "must be at least 1"));
+                }
             }
             for (name, value) in &p.headers {
                 if http::HeaderName::try_from(name.as_str()).is_err() {
@@ -262,8 +291,21 @@ impl RouterConfig {
                 format!("must be between 1 and the number of providers ({n}), got {k}"),
             ));
         }
-        non_negative(self.hedge_delay_ms, "hedge_delay_ms")?;
+        if let Some(delay) = &self.hedge_delay_ms {
+            delay
+                .validate()
+                .map_err(|message| ConfigError::invalid("hedge_delay_ms", message))?;
+        }
+        self.health
+            .validate()
+            .map_err(|(field, message)| ConfigError::invalid(format!("health.{field}"), message))?;
+        if let Some(throttle) = &self.throttle {
+            throttle.validate().map_err(|(field, message)| {
+                ConfigError::invalid(format!("throttle.{field}"), message)
+            })?;
+        }
         for (value, field) in [
+            (self.latency_half_life_ms, "latency_half_life_ms"),
             (self.deadline_ms, "deadline_ms"),
             (self.ttft_ms, "ttft_ms"),
             (self.max_attempts, "max_attempts"),
@@ -301,7 +343,7 @@ impl RouterConfig {
     /// Legs in flight at once under the hedged policy.
     pub fn effective_hedge_k(&self) -> usize {
         match self.policy {
-            PolicyKind::Sequential => 1,
+            PolicyKind::Sequential | PolicyKind::Weighted | PolicyKind::Fastest => 1,
             PolicyKind::Hedged => self
                 .hedge_k
                 .map_or(2.min(self.providers.len()), |k| k as usize),

@@ -148,6 +148,34 @@ impl ChatRequest {
         self.inner.stream
     }
 
+    /// Tokens a budget reserves for this request before the answer says what it used: the
+    /// prompt's characters / 4 (text of every message, string or parts) plus `max_tokens` or
+    /// `max_completion_tokens` when set. Walks the messages: only called when a provider has a
+    /// `tpm` budget.
+    pub fn estimated_tokens(&self) -> u64 {
+        let body = &self.inner.body;
+        let mut chars = 0usize;
+        let text_len = |v: &Value| match v {
+            Value::String(s) => s.chars().count(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .map(|t| t.chars().count())
+                .sum(),
+            _ => 0,
+        };
+        if let Some(Value::Array(messages)) = body.get("messages") {
+            for message in messages {
+                chars = chars.saturating_add(message.get("content").map_or(0, text_len));
+            }
+        }
+        let completion = ["max_completion_tokens", "max_tokens"]
+            .iter()
+            .find_map(|k| body.get(*k).and_then(Value::as_u64))
+            .unwrap_or(0);
+        (chars as u64 / 4).saturating_add(completion)
+    }
+
     /// Whether the caller asked for a final usage chunk (`stream_options.include_usage`).
     pub fn include_usage(&self) -> bool {
         self.inner.include_usage

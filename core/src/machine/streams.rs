@@ -100,13 +100,8 @@ impl RouterMachine {
         };
         let request = a.request;
         // The first-token limit no longer applies.
-        a.timers.retain(|t| {
-            let first_token = matches!(t.1, Timer::FirstToken(_));
-            if first_token {
-                self.timers.remove(t);
-            }
-            !first_token
-        });
+        self.timers
+            .forget(&mut a.timers, |t| matches!(t, Timer::FirstToken(_)));
         let Some(state) = self.requests.get_mut(&request) else {
             return;
         };

@@ -679,3 +679,26 @@ fn implausible_retry_after_values_follow_the_sdks() {
         }
     }
 }
+
+#[test]
+fn max_attempts_counts_attempts_sent_not_providers_the_codec_refused() {
+    // Anthropic cannot express `n: 2`; with one attempt allowed, that attempt goes to openai.
+    let json = r#"{"providers":[
+        {"name":"an","kind":"anthropic","base_url":"https://an.test/v1","model":"claude"},
+        {"name":"oa","kind":"openai","base_url":"https://oa.test/v1"}],"max_attempts":1}"#;
+    let mut m = RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap();
+    let request = ChatRequest::from_json(
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"n":2}"#.to_owned(),
+    )
+    .unwrap();
+    m.handle_input(
+        Time::ZERO,
+        Input::Request {
+            id: RequestId(1),
+            request,
+        },
+    )
+    .unwrap();
+    let out: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
+    assert_eq!(sends(&out).iter().map(|s| s.1).collect::<Vec<_>>(), [1]);
+}

@@ -214,10 +214,14 @@ fn check(path: &Path) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     let policy = match config.policy {
         PolicyKind::Sequential => "sequential".to_owned(),
+        PolicyKind::Weighted => "weighted".to_owned(),
+        PolicyKind::Fastest => "fastest".to_owned(),
         PolicyKind::Hedged => format!(
-            "hedged (k={}, delay {} ms)",
+            "hedged (k={}, delay {})",
             config.effective_hedge_k(),
-            config.hedge_delay_ms.unwrap_or(0)
+            config
+                .hedge_delay_ms
+                .unwrap_or(f3dx_router_core::config::HedgeDelaySetting::Fixed(0))
         ),
     };
     let _ = writeln!(out, "{}: valid", path.display());
