@@ -1,6 +1,8 @@
 //! The machine's own work for one request, from `Input::Request` to `Action::Complete`, on a 2xx
-//! with 4 providers (target: at most 1 µs median for sequential and hedged k=2 with a tiny body,
-//! at most 5 µs with an OpenAI passthrough of a ~1 KB response), plus allocations per request.
+//! with 4 providers and every policy feature on (budgets `rpm`/`tpm`, the breaker, the retry
+//! throttle; target: at most 1 µs median for sequential, weighted and fastest, 1.2 µs for hedged
+//! k=2 with a tiny body, at most 5 µs with an OpenAI passthrough of a ~1 KB response), plus
+//! allocations per request and a stats snapshot (target 2 µs).
 //!
 //! One machine is built outside the timed loop and reused; the `ChatRequest` is parsed once and
 //! cloned (an `Arc`) per iteration; the driver's clock is a counter that moves 1 µs per input.
@@ -40,14 +42,20 @@ enum Scenario {
     Sequential1k,
     /// Sequential: the first provider answers 429 (no Retry-After), the second 200 (tiny body).
     Failover429,
+    /// Weighted round-robin (weights 4/3/2/1), one Send, 200 with the tiny body.
+    Weighted,
+    /// Power of two choices over latency, one Send, 200 with the tiny body.
+    Fastest,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 4] = [
+    const ALL: [Scenario; 6] = [
         Scenario::Sequential,
         Scenario::Hedged,
         Scenario::Sequential1k,
         Scenario::Failover429,
+        Scenario::Weighted,
+        Scenario::Fastest,
     ];
 
     fn name(self) -> &'static str {
@@ -56,6 +64,8 @@ impl Scenario {
             Scenario::Hedged => "hedged_k2",
             Scenario::Sequential1k => "sequential_openai_1k",
             Scenario::Failover429 => "failover_429_then_200",
+            Scenario::Weighted => "weighted",
+            Scenario::Fastest => "fastest",
         }
     }
 }
@@ -64,16 +74,19 @@ fn config(scenario: Scenario) -> RouterConfig {
     let providers: Vec<String> = (0..4)
         .map(|i| {
             format!(
-                r#"{{"name":"p{i}","kind":"openai","base_url":"https://p{i}.test/v1","api_key":"sk-test-{i}","timeout_ms":30000}}"#
+                r#"{{"name":"p{i}","kind":"openai","base_url":"https://p{i}.test/v1","api_key":"sk-test-{i}","timeout_ms":30000,"weight":{w},"rpm":1000000000,"tpm":1000000000000}}"#,
+                w = 4 - i
             )
         })
         .collect();
     let policy = match scenario {
         Scenario::Hedged => r#","policy":"hedged","hedge_k":2,"hedge_delay_ms":0"#,
+        Scenario::Weighted => r#","policy":"weighted""#,
+        Scenario::Fastest => r#","policy":"fastest""#,
         _ => "",
     };
     let json = format!(
-        r#"{{"providers":[{}]{policy},"deadline_ms":60000}}"#,
+        r#"{{"providers":[{}]{policy},"deadline_ms":60000,"throttle":{{"max_tokens":100,"token_ratio":1}}}}"#,
         providers.join(",")
     );
     RouterConfig::from_json(json.as_bytes()).expect("bench config is valid")
@@ -247,6 +260,13 @@ fn bench_parts(c: &mut Criterion) {
             b.iter(|| black_box(provider.decode_response(black_box(body.clone()), 0)))
         });
     }
+    let mut warm = Bench::new(Scenario::Fastest);
+    for _ in 0..64 {
+        warm.one_request();
+    }
+    group.bench_function("stats_snapshot_4_providers", |b| {
+        b.iter(|| black_box(warm.m.stats(black_box(Time::from_millis(5)))))
+    });
     group.bench_function("copy_1k_into_bytesmut", |b| {
         b.iter(|| {
             let mut buf = bytes::BytesMut::new();

@@ -702,3 +702,5 @@ fn max_attempts_counts_attempts_sent_not_providers_the_codec_refused() {
     let out: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
     assert_eq!(sends(&out).iter().map(|s| s.1).collect::<Vec<_>>(), [1]);
 }
+
+mod learning;

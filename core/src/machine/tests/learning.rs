@@ -1,0 +1,231 @@
+//! The policies that learn, on hand-written input sequences: weighted shares, the breaker,
+//! budgets (configured and learned from headers), the retry throttle, and what stats say.
+
+use super::*;
+use crate::stats::BreakerStats;
+
+fn provider_counts(h: &mut Harness, requests: u64, n: usize) -> Vec<usize> {
+    let mut counts = vec![0; n];
+    for id in 0..requests {
+        let (attempt, p) = sends(&h.start(id))[0];
+        counts[p] += 1;
+        assert!(outcome(&h.respond(attempt, 200, &[], OK_BODY)).is_ok());
+    }
+    counts
+}
+
+fn weighted(weights: &[u32], extra: &str) -> Harness {
+    let providers: Vec<String> = weights
+        .iter()
+        .enumerate()
+        .map(|(i, w)| format!(r#"{{"name":"p{i}","kind":"openai","base_url":"https://p{i}.test/v1","weight":{w}}}"#))
+        .collect();
+    let json = format!(r#"{{"providers":[{}],"policy":"weighted"{extra}}}"#, providers.join(","));
+    Harness {
+        m: RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap(),
+        now: Time::ZERO,
+    }
+}
+
+#[test]
+fn weighted_shares_follow_the_weights() {
+    let mut h = weighted(&[5, 3, 2], "");
+    assert_eq!(provider_counts(&mut h, 1000, 3), [500, 300, 200]);
+    let stats = h.m.stats(h.now);
+    assert_eq!(stats[0].requests, 500);
+    assert_eq!(stats[2].successes, 200);
+}
+
+#[test]
+fn weighted_falls_through_by_the_rotation_and_weight_zero_is_a_last_resort() {
+    let mut h = weighted(&[1, 1, 0], "");
+    let (a0, p0) = sends(&h.start(1))[0];
+    assert_eq!(p0, 0);
+    let (a1, p1) = sends(&h.respond(a0, 503, &[], ""))[0];
+    assert_eq!(p1, 1, "the next by rotation, never the weight-0 one while another is left");
+    let (a2, p2) = sends(&h.respond(a1, 503, &[], ""))[0];
+    assert_eq!(p2, 2, "weight 0 is tried when nothing else is left");
+    assert!(outcome(&h.respond(a2, 200, &[], OK_BODY)).is_ok());
+}
+
+fn breaker_harness() -> Harness {
+    Harness::new(
+        r#","health":{"consecutive_failures":3,"open_ms":1000,"max_open_ms":4000}"#,
+        2,
+    )
+}
+
+/// Fails a request on p0 (503), serves it on p1.
+fn fail_on_p0(h: &mut Harness, id: u64) {
+    let (a0, p) = sends(&h.start(id))[0];
+    assert_eq!(p, 0);
+    let (a1, p) = sends(&h.respond(a0, 503, &[], ""))[0];
+    assert_eq!(p, 1);
+    assert!(outcome(&h.respond(a1, 200, &[], OK_BODY)).is_ok());
+}
+
+#[test]
+fn the_breaker_opens_skips_then_lets_exactly_one_probe_through() {
+    let mut h = breaker_harness();
+    for id in 0..3 {
+        fail_on_p0(&mut h, id);
+    }
+    assert!(matches!(h.m.stats(h.now)[0].breaker, BreakerStats::Open { .. }));
+    // Open: p0 is skipped without sending.
+    let (a, p) = sends(&h.start(10))[0];
+    assert_eq!(p, 1);
+    outcome(&h.respond(a, 200, &[], OK_BODY));
+    // After open_ms one request is the probe; a second one meanwhile skips p0.
+    h.now = Time::from_millis(1000);
+    let (probe, p) = sends(&h.start(11))[0];
+    assert_eq!(p, 0, "the probe");
+    let (other, p) = sends(&h.start(12))[0];
+    assert_eq!(p, 1, "only one probe at a time");
+    outcome(&h.respond(other, 200, &[], OK_BODY));
+    // The probe fails: open again, for twice as long.
+    let (a, _) = sends(&h.respond(probe, 503, &[], ""))[0];
+    outcome(&h.respond(a, 200, &[], OK_BODY));
+    match h.m.stats(h.now)[0].breaker {
+        BreakerStats::Open { for_ } => assert_eq!(for_, Duration::from_millis(2000)),
+        other => panic!("{other:?}"),
+    }
+    h.now = Time::from_millis(2999);
+    assert_eq!(sends(&h.start(13))[0].1, 1);
+    h.now = Time::from_millis(3000);
+    let (probe, p) = sends(&h.start(14))[0];
+    assert_eq!(p, 0);
+    // A probe that succeeds closes the breaker.
+    outcome(&h.respond(probe, 200, &[], OK_BODY));
+    assert_eq!(h.m.stats(h.now)[0].breaker, BreakerStats::Closed);
+    assert_eq!(sends(&h.start(15))[0].1, 0);
+}
+
+#[test]
+fn hard_failures_do_not_open_the_breaker() {
+    let mut h = breaker_harness();
+    for id in 0..5 {
+        let (a, _) = sends(&h.start(id))[0];
+        assert!(outcome(&h.respond(a, 400, &[], "{}")).is_err());
+    }
+    assert_eq!(h.m.stats(h.now)[0].breaker, BreakerStats::Closed);
+    assert_eq!(h.m.stats(h.now)[0].hard_failures, 5);
+}
+
+#[test]
+fn when_every_breaker_is_open_the_longest_open_is_tried() {
+    let mut h = Harness::new(r#","health":{"consecutive_failures":1,"open_ms":60000}"#, 2);
+    let (a0, _) = sends(&h.start(1))[0];
+    h.now = Time::from_millis(10);
+    let (a1, _) = sends(&h.respond(a0, 503, &[], ""))[0];
+    h.now = Time::from_millis(20);
+    assert!(outcome(&h.respond(a1, 503, &[], "")).is_err());
+    // Both open; p0 opened first.
+    let (a, p) = sends(&h.start(2))[0];
+    assert_eq!(p, 0);
+    assert!(outcome(&h.respond(a, 200, &[], OK_BODY)).is_ok());
+}
+
+#[test]
+fn a_budget_skips_a_spent_provider_without_sending() {
+    let mut h = Harness::new("", 2);
+    let json = r#"{"providers":[
+        {"name":"p0","kind":"openai","base_url":"https://p0.test/v1","rpm":60,"burst":2},
+        {"name":"p1","kind":"openai","base_url":"https://p1.test/v1"}]}"#;
+    h.m = RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap();
+    let picks: Vec<usize> = (0..3).map(|id| sends(&h.start(id))[0].1).collect();
+    assert_eq!(picks, [0, 0, 1]);
+    let budget = h.m.stats(h.now)[0].budget;
+    assert_eq!(budget.requests_remaining, Some(0));
+    // One request's worth comes back after a second (60 per minute).
+    h.now = Time::from_millis(1000);
+    assert_eq!(sends(&h.start(9))[0].1, 0);
+}
+
+fn single_budget(extra: &str) -> Harness {
+    let json = format!(
+        r#"{{"providers":[{{"name":"p0","kind":"openai","base_url":"https://p0.test/v1","rpm":60,"burst":1}}]{extra}}}"#
+    );
+    Harness {
+        m: RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap(),
+        now: Time::ZERO,
+    }
+}
+
+#[test]
+fn out_of_budget_waits_for_the_admission_within_the_deadline() {
+    let mut h = single_budget(r#","deadline_ms":5000"#);
+    let (a, _) = sends(&h.start(1))[0];
+    outcome(&h.respond(a, 200, &[], OK_BODY));
+    assert!(sends(&h.start(2)).is_empty(), "waits: nothing sent");
+    assert!(matches!(h.m.poll_timeout_reason(), Some((at, Timer::Wake(RequestId(2)))) if at == Time::from_millis(1000)));
+    let (a, _) = sends(&h.advance(1000))[0];
+    assert!(outcome(&h.respond(a, 200, &[], OK_BODY)).is_ok());
+}
+
+#[test]
+fn out_of_budget_past_the_deadline_is_rate_limited_with_when() {
+    let mut h = single_budget(r#","deadline_ms":300"#);
+    let (a, _) = sends(&h.start(1))[0];
+    outcome(&h.respond(a, 200, &[], OK_BODY));
+    match outcome(&h.start(2)) {
+        Err(RouteError::RateLimited { retry_after, .. }) => {
+            assert_eq!(*retry_after, Duration::from_millis(1000))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn openai_rate_limit_headers_stop_sends_before_the_429() {
+    let mut h = Harness::new("", 2);
+    let (a, _) = sends(&h.start(1))[0];
+    let headers = [
+        ("x-ratelimit-remaining-requests", "0"),
+        ("x-ratelimit-reset-requests", "2s"),
+        ("x-ratelimit-remaining-tokens", "90000"),
+        ("x-ratelimit-reset-tokens", "6m0s"),
+    ];
+    outcome(&h.respond(a, 200, &headers, OK_BODY));
+    assert!(h.m.stats(h.now)[0].budget.learned);
+    assert_eq!(sends(&h.start(2))[0].1, 1, "p0 said it has nothing left");
+    h.now = Time::from_millis(2000);
+    assert_eq!(sends(&h.start(3))[0].1, 0, "until its reset");
+}
+
+#[test]
+fn unparsable_rate_limit_headers_are_ignored_and_counted() {
+    let mut h = Harness::new("", 1);
+    let (a, _) = sends(&h.start(1))[0];
+    let headers = [
+        ("x-ratelimit-remaining-requests", "lots"),
+        ("x-ratelimit-reset-requests", "soon"),
+    ];
+    assert!(outcome(&h.respond(a, 200, &headers, OK_BODY)).is_ok());
+    assert_eq!(sends(&h.start(2))[0].1, 0);
+    assert!(h.m.stats(h.now)[0].unparsable_headers >= 1);
+}
+
+#[test]
+fn the_throttle_stops_failovers_once_failures_drain_it() {
+    let mut h = Harness::new(r#","throttle":{"max_tokens":4,"token_ratio":0.5}"#, 2);
+    // Each failed attempt costs the bucket a token (A6); at 2, half of 4, failovers stop.
+    let (a0, _) = sends(&h.start(1))[0];
+    let (a1, p) = sends(&h.respond(a0, 503, &[], ""))[0];
+    assert_eq!(p, 1, "4 - 1 = 3 tokens: still above half");
+    outcome(&h.respond(a1, 503, &[], ""));
+    let (a0, _) = sends(&h.start(5))[0];
+    let done = h.respond(a0, 503, &[], "");
+    assert!(sends(&done).is_empty(), "no failover while throttled");
+    assert!(matches!(outcome(&done), Err(RouteError::AllProvidersFailed { attempts }) if attempts.len() == 1));
+}
+
+#[test]
+fn late_inputs_are_counted_not_dropped_silently() {
+    let mut h = Harness::new(r#","policy":"hedged","hedge_k":2,"hedge_delay_ms":0"#, 2);
+    let s = sends(&h.start(1));
+    outcome(&h.respond(s[0].0, 200, &[], OK_BODY));
+    // The loser was cancelled; its late answer is ignored and counted.
+    h.respond(s[1].0, 200, &[], OK_BODY);
+    assert_eq!(h.m.machine_stats().ignored_inputs, 3);
+    assert_eq!(h.m.machine_stats().timers, 0);
+}
