@@ -67,6 +67,7 @@ pub mod retry_after;
 pub mod rng;
 pub mod secret;
 pub mod sse;
+pub mod state;
 pub mod time;
 
 pub use config::{ConfigError, PolicyKind, ProviderConfig, ProviderKind, RouterConfig};
