@@ -120,6 +120,8 @@ struct AttemptState {
     tokens: u64,
     /// Whether it is its provider's half-open breaker probe.
     probe: bool,
+    /// How long its head took to come.
+    first_byte: Option<Duration>,
     phase: Phase,
     body: BodyBuf,
     received: usize,

@@ -6,7 +6,7 @@ use crate::config::{HealthConfig, ProviderConfig};
 use crate::outcome::AttemptOutcome;
 use crate::state::budget::Budget;
 use crate::state::health::{Admit, Breaker};
-use crate::state::latency::{LatencyQuantiles, PeakEwma};
+use crate::state::latency::{DEFAULT_HALVE_AT, DEFAULT_MIN_SAMPLES, LatencyQuantiles, PeakEwma};
 use crate::state::rate_limit_headers::LearnedLimits;
 use crate::stats::{BreakerStats, ProviderStats};
 use crate::time::Time;
@@ -31,11 +31,10 @@ pub(crate) struct ProviderState {
     pub(crate) budget: Budget,
     /// Whether the budget has a token dimension, so requests need a token estimate.
     pub(crate) counts_tokens: bool,
-    /// Load-weighted latency for `fastest`.
+    /// Load-weighted latency (and attempts in flight) for `fastest`.
     pub(crate) ewma: PeakEwma,
     /// Latency to first byte, for `hedge_delay_ms: "auto"` and the p50/p99 in stats.
     pub(crate) ttfb: LatencyQuantiles,
-    pub(crate) in_flight: u32,
     pub(crate) counters: Counters,
 }
 
@@ -66,8 +65,7 @@ impl ProviderState {
             ),
             counts_tokens: config.tpm.is_some(),
             ewma: PeakEwma::new(half_life),
-            ttfb: LatencyQuantiles::new(),
-            in_flight: 0,
+            ttfb: LatencyQuantiles::new(DEFAULT_MIN_SAMPLES, DEFAULT_HALVE_AT),
             counters: Counters::default(),
         }
     }
@@ -88,13 +86,13 @@ impl ProviderState {
 
     /// `fastest`'s cost: peak-EWMA latency weighted by the attempts in flight; None if unseen.
     pub(crate) fn load_cost(&self, now: Time) -> Option<f64> {
-        self.ewma.cost(now, self.in_flight)
+        self.ewma.cost(now)
     }
 
     /// An attempt was sent.
     pub(crate) fn sent(&mut self, now: Time, tokens: u64, probe: bool) {
         self.counters.requests += 1;
-        self.in_flight += 1;
+        self.ewma.sent();
         self.budget.take(now, tokens);
         if probe {
             self.breaker.probe_started();
@@ -102,51 +100,47 @@ impl ProviderState {
     }
 
     /// The first byte of an answer came `latency` after the send.
-    pub(crate) fn first_byte(&mut self, now: Time, latency: Duration) {
-        self.ewma.record(now, latency);
+    pub(crate) fn first_byte(&mut self, latency: Duration) {
         self.ttfb.record(latency);
     }
 
-    /// An attempt ended with `outcome` after `elapsed`; `answered` if a head had arrived.
+    /// An attempt ended with `outcome`; `first_byte` is how long its head took, if it came,
+    /// else `elapsed` is how long it had waited for one.
     pub(crate) fn ended(
         &mut self,
         now: Time,
         outcome: &AttemptOutcome,
+        first_byte: Option<Duration>,
         elapsed: Duration,
-        answered: bool,
         probe: bool,
     ) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+        // An attempt that never got its head (cancelled as a hedge's loser, timed out, cut off)
+        // was at least `elapsed` slow: recording that lower bound keeps the peak EWMA from
+        // favouring a provider that stopped answering, and the quantiles from forgetting the
+        // tail that hedging cuts off (a quantile only needs to know a sample lies above it).
+        self.ewma.completed(now, first_byte.unwrap_or(elapsed));
+        if first_byte.is_none() && !matches!(outcome, AttemptOutcome::Unsupported { .. }) {
+            self.ttfb.record(elapsed);
+        }
         match outcome {
             AttemptOutcome::Success { .. } => {
                 self.counters.successes += 1;
                 self.breaker.record(now, true);
             }
-            AttemptOutcome::HardStatus { .. } => {
-                // The payload's fault, not the provider's health.
-                self.counters.hard_failures += 1;
+            AttemptOutcome::HardStatus { .. }
+            | AttemptOutcome::Cancelled
+            | AttemptOutcome::Unsupported { .. } => {
+                // A hard 4xx is the payload's fault, a cancel nobody's: neither is health.
+                if matches!(outcome, AttemptOutcome::HardStatus { .. }) {
+                    self.counters.hard_failures += 1;
+                }
                 if probe {
                     self.breaker.probe_abandoned();
-                }
-            }
-            AttemptOutcome::Cancelled | AttemptOutcome::Unsupported { .. } => {
-                if probe {
-                    self.breaker.probe_abandoned();
-                }
-                if !answered {
-                    // A loser cancelled before its first byte was at least this slow: recording
-                    // the lower bound keeps the latency quantiles from forgetting the tail that
-                    // hedging cuts off (a quantile only needs to know it lies above).
-                    self.ewma.record(now, elapsed);
-                    self.ttfb.record(elapsed);
                 }
             }
             other => {
                 if matches!(other, AttemptOutcome::TimedOut) {
                     self.counters.timeouts += 1;
-                    if !answered {
-                        self.ewma.record(now, elapsed);
-                    }
                 } else {
                     self.counters.soft_failures += 1;
                 }
@@ -172,7 +166,7 @@ impl ProviderState {
             hard_failures: c.hard_failures,
             timeouts: c.timeouts,
             unparsable_headers: c.unparsable_headers,
-            in_flight: self.in_flight,
+            in_flight: self.ewma.in_flight(),
             latency_ewma_ms: self.ewma.estimate(now).map(ms),
             latency_p50_ms: self.ttfb.quantile(0.5).map(ms),
             latency_p99_ms: self.ttfb.quantile(0.99).map(ms),

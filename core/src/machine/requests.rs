@@ -254,6 +254,7 @@ impl RouterMachine {
                 record,
                 tokens,
                 probe,
+                first_byte: None,
                 phase: Phase::Head,
                 body: BodyBuf::default(),
                 received: 0,
@@ -285,8 +286,7 @@ impl RouterMachine {
             self.actions.push_back(Action::Cancel { attempt });
         }
         let elapsed = now - a.sent_at;
-        let answered = !matches!(a.phase, Phase::Head);
-        self.state[a.provider.0].ended(now, &outcome, elapsed, answered, a.probe);
+        self.state[a.provider.0].ended(now, &outcome, a.first_byte, elapsed, a.probe);
         if let Some(throttle) = &mut self.throttle {
             match &outcome {
                 AttemptOutcome::Success { .. } => throttle.record_success(),

@@ -21,7 +21,10 @@ impl RouterMachine {
         }
         let (request_id, provider) = (a.request, a.provider);
         let latency = now - a.sent_at;
-        self.state[provider.0].first_byte(now, latency);
+        self.state[provider.0].first_byte(latency);
+        if let Some(a) = self.attempts.get_mut(&attempt) {
+            a.first_byte = Some(latency);
+        }
         self.learn_limits(now, provider, headers);
         match status {
             200..=299 => {

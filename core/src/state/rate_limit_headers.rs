@@ -238,7 +238,7 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
         let (unit, after) = after.split_at(unit_len);
         let unit_ns: u128 = match unit {
             b"ns" => 1,
-            b"us" => 1_000,
+            b"us" | b"\xc2\xb5s" | b"\xce\xbcs" => 1_000, // us, µs (micro sign), μs (mu)
             b"ms" => 1_000_000,
             b"s" => 1_000_000_000,
             b"m" => 60_000_000_000,

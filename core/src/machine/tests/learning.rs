@@ -20,7 +20,10 @@ fn weighted(weights: &[u32], extra: &str) -> Harness {
         .enumerate()
         .map(|(i, w)| format!(r#"{{"name":"p{i}","kind":"openai","base_url":"https://p{i}.test/v1","weight":{w}}}"#))
         .collect();
-    let json = format!(r#"{{"providers":[{}],"policy":"weighted"{extra}}}"#, providers.join(","));
+    let json = format!(
+        r#"{{"providers":[{}],"policy":"weighted"{extra}}}"#,
+        providers.join(",")
+    );
     Harness {
         m: RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap(),
         now: Time::ZERO,
@@ -42,7 +45,10 @@ fn weighted_falls_through_by_the_rotation_and_weight_zero_is_a_last_resort() {
     let (a0, p0) = sends(&h.start(1))[0];
     assert_eq!(p0, 0);
     let (a1, p1) = sends(&h.respond(a0, 503, &[], ""))[0];
-    assert_eq!(p1, 1, "the next by rotation, never the weight-0 one while another is left");
+    assert_eq!(
+        p1, 1,
+        "the next by rotation, never the weight-0 one while another is left"
+    );
     let (a2, p2) = sends(&h.respond(a1, 503, &[], ""))[0];
     assert_eq!(p2, 2, "weight 0 is tried when nothing else is left");
     assert!(outcome(&h.respond(a2, 200, &[], OK_BODY)).is_ok());
@@ -70,7 +76,10 @@ fn the_breaker_opens_skips_then_lets_exactly_one_probe_through() {
     for id in 0..3 {
         fail_on_p0(&mut h, id);
     }
-    assert!(matches!(h.m.stats(h.now)[0].breaker, BreakerStats::Open { .. }));
+    assert!(matches!(
+        h.m.stats(h.now)[0].breaker,
+        BreakerStats::Open { .. }
+    ));
     // Open: p0 is skipped without sending.
     let (a, p) = sends(&h.start(10))[0];
     assert_eq!(p, 1);
@@ -157,7 +166,9 @@ fn out_of_budget_waits_for_the_admission_within_the_deadline() {
     let (a, _) = sends(&h.start(1))[0];
     outcome(&h.respond(a, 200, &[], OK_BODY));
     assert!(sends(&h.start(2)).is_empty(), "waits: nothing sent");
-    assert!(matches!(h.m.poll_timeout_reason(), Some((at, Timer::Wake(RequestId(2)))) if at == Time::from_millis(1000)));
+    assert!(
+        matches!(h.m.poll_timeout_reason(), Some((at, Timer::Wake(RequestId(2)))) if at == Time::from_millis(1000))
+    );
     let (a, _) = sends(&h.advance(1000))[0];
     assert!(outcome(&h.respond(a, 200, &[], OK_BODY)).is_ok());
 }
@@ -216,7 +227,9 @@ fn the_throttle_stops_failovers_once_failures_drain_it() {
     let (a0, _) = sends(&h.start(5))[0];
     let done = h.respond(a0, 503, &[], "");
     assert!(sends(&done).is_empty(), "no failover while throttled");
-    assert!(matches!(outcome(&done), Err(RouteError::AllProvidersFailed { attempts }) if attempts.len() == 1));
+    assert!(
+        matches!(outcome(&done), Err(RouteError::AllProvidersFailed { attempts }) if attempts.len() == 1)
+    );
 }
 
 #[test]
@@ -228,4 +241,56 @@ fn late_inputs_are_counted_not_dropped_silently() {
     h.respond(s[1].0, 200, &[], OK_BODY);
     assert_eq!(h.m.machine_stats().ignored_inputs, 3);
     assert_eq!(h.m.machine_stats().timers, 0);
+}
+
+/// Serves request `id` after `ms` of latency on whichever provider it was sent to.
+fn serve_after(h: &mut Harness, id: u64, latency_ms: impl Fn(usize) -> u64) -> usize {
+    let (a, p) = sends(&h.start(id))[0];
+    h.now = h.now + Duration::from_millis(latency_ms(p));
+    assert!(outcome(&h.respond(a, 200, &[], OK_BODY)).is_ok());
+    p
+}
+
+#[test]
+fn fastest_tries_the_unseen_then_prefers_the_faster() {
+    let mut h = Harness::new(r#","policy":"fastest""#, 3);
+    let latency = |p: usize| [100, 10, 100][p];
+    let first: Vec<usize> = (0..3).map(|id| serve_after(&mut h, id, latency)).collect();
+    assert_eq!(first, [0, 1, 2], "every unseen provider is tried first");
+    let mut counts = [0usize; 3];
+    for id in 3..303 {
+        counts[serve_after(&mut h, id, latency)] += 1;
+    }
+    // Two of three random pairs hold the fast provider, and it wins each of them.
+    assert!(
+        counts[1] >= 180 && counts[1] > counts[0] + counts[2],
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn auto_hedge_delay_is_the_providers_p95_to_first_byte() {
+    let mut h = Harness::new(
+        r#","policy":"hedged","hedge_k":2,"hedge_delay_ms":"auto""#,
+        2,
+    );
+    // No estimate yet: the next leg waits the cap (2 s by default).
+    h.start(1);
+    assert!(
+        matches!(h.m.poll_timeout_reason(), Some((at, Timer::Hedge(_))) if at == h.now + Duration::from_secs(2))
+    );
+    h.m.handle_input(h.now, Input::Cancel { id: RequestId(1) })
+        .unwrap();
+    h.actions();
+    for id in 2..60 {
+        serve_after(&mut h, id, |_| 40);
+    }
+    h.start(100);
+    let (at, timer) = h.m.poll_timeout_reason().unwrap();
+    assert!(matches!(timer, Timer::Hedge(RequestId(100))));
+    let delay = at - h.now;
+    assert!(
+        delay >= Duration::from_millis(38) && delay <= Duration::from_millis(42),
+        "{delay:?}"
+    );
 }
