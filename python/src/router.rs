@@ -217,6 +217,17 @@ impl PyRouter {
     }
 }
 
+impl Drop for PyRouter {
+    /// The connections event loops keep for this router's calls can serve no other router:
+    /// every loop lets go of them now rather than at its next sweep.
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(Some(tls)) = self.loop_tls.get() {
+            crate::net::forget_loop_connections(tls);
+        }
+    }
+}
+
 #[pymethods]
 impl PyRouter {
     #[new]

@@ -2,7 +2,8 @@
 //! response to the machine through the attempt's sink, and pool an HTTP/1.1 connection again if
 //! the response was read to its end (an HTTP/2 one stays shared throughout).
 
-use super::conn::{self, Conn, Connected, Driver, Opened, Origin, Pool};
+use super::conn::{self, Conn, Connected, Driver, Opened, Origin};
+use super::pool::Pool;
 use super::http2::{JobExecutor, Lease};
 use super::socket::Watch;
 use bytes::Bytes;
@@ -82,17 +83,17 @@ async fn lease(ends: &Ends, origin: &Origin) -> Result<Connected, TransportError
     }
     opened.map(|opened| match opened {
         Opened::Http1(conn) => Connected::Own(conn),
-        Opened::Http2(sender) => Connected::Shared(ends.pool.http2.share(
-            origin.clone(),
-            sender,
-            opening.as_mut(),
-        )),
+        Opened::Http2(sender) => {
+            let lease = ends.pool.http2.share(origin.clone(), sender, opening.as_mut());
+            ends.pool.keep_swept();
+            Connected::Shared(lease)
+        }
     })
 }
 
 /// The attempt on a connection of its own, pooled again if the response was read to its end.
 async fn over_http1(
-    pool: &Pool,
+    pool: &Arc<Pool>,
     origin: Origin,
     mut conn: Conn,
     request: Request<Bytes>,

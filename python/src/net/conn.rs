@@ -1,19 +1,17 @@
-//! Connections for jobs: resolve, connect, TLS, hyper's client handshake, and a pool (one per
-//! event loop; one per router for sync calls).
+//! Connections for jobs: resolve, connect, TLS, hyper's client handshake.
 //!
 //! An HTTP/1.1 connection is owned by the one attempt using it, which polls hyper's connection
 //! future together with its request: dropping the attempt (a cancel) drops the socket, and the
-//! provider sees the disconnect. Idle ones are not polled; one taken from the pool is polled once
-//! first, which notices a connection the provider closed meanwhile.
+//! provider sees the disconnect. Idle ones ([`super::pool`]) are not polled; one taken from the
+//! pool is polled once first, which notices a connection the provider closed meanwhile.
 //!
 //! An HTTP/2 connection (a TLS provider that picks `h2` by ALPN, on an event loop only) is shared
 //! by the attempts to its origin ([`super::http2`]): a cancelled attempt resets its own stream
 //! only. A hedge's loser then costs the provider a `RST_STREAM` instead of costing the next call
 //! a new TCP and TLS handshake.
 
-use super::http2::{Http2Pool, JobExecutor, Lease, SharedSender};
+use super::http2::{JobExecutor, Lease, SharedSender};
 use super::socket::{Socket, Watch};
-use crate::lock;
 use bytes::Bytes;
 use f3dx_router_core::TransportErrorKind;
 use f3dx_router_tokio::classify_error;
@@ -22,21 +20,15 @@ use http_body_util::Full;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::client::TlsStream;
-
-/// Idle connections kept per host. One pool carries every concurrent call of its loop (or, for
-/// sync calls, of every thread), so it must hold as many connections as calls in flight to one
-/// host; past this, a burst's extra connections are closed when it ends.
-const MAX_IDLE_PER_HOST: usize = 256;
 
 /// A connection's byte stream: plain TCP, or TLS over it.
 pub(crate) enum Io {
@@ -125,7 +117,7 @@ impl Driver {
 
 impl Conn {
     /// Whether another request may be sent on it. Polls its IO once, with nobody to wake: an
-    /// idle connection is only looked at again when it is taken from the pool.
+    /// idle connection is only looked at again when it is taken from the pool or swept.
     pub(crate) fn reusable(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         !self.driver.poll(&mut cx) && self.sender.is_ready()
@@ -186,6 +178,11 @@ impl Origin {
         })
     }
 
+    /// Made with the TLS configuration `tls`.
+    pub(crate) fn trusts(&self, tls: &Arc<rustls::ClientConfig>) -> bool {
+        self.tls.as_ref().is_some_and(|t| Arc::ptr_eq(&t.0, tls))
+    }
+
     /// Over TLS: the only kind that can speak HTTP/2 here (chosen by ALPN).
     pub(crate) fn is_tls(&self) -> bool {
         self.tls.is_some()
@@ -202,68 +199,6 @@ impl Origin {
     fn port(&self) -> u16 {
         let default = if self.tls.is_some() { 443 } else { 80 };
         self.authority.port_u16().unwrap_or(default)
-    }
-}
-
-/// How long a connection may sit idle in a pool. Providers close idle keep-alive connections
-/// after a minute or so, and a request sent just as one does fails; hyper-util's pools (the
-/// tokio driver's) use the same 90 s.
-pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// A pooled connection and when it was put back.
-struct Idle {
-    conn: Conn,
-    since: Instant,
-}
-
-/// Idle HTTP/1.1 keep-alive connections, by where they go, oldest first; and the shared HTTP/2
-/// connections (a loop's only).
-#[derive(Default)]
-pub(crate) struct Pool {
-    idle: Mutex<HashMap<Origin, Vec<Idle>>>,
-    pub(crate) http2: Arc<Http2Pool>,
-}
-
-impl Pool {
-    /// A pooled connection still open, most recently used first. Those idle for longer than
-    /// [`IDLE_TIMEOUT`] are closed on the way.
-    pub(crate) fn take(&self, origin: &Origin) -> Option<Conn> {
-        let now = Instant::now();
-        loop {
-            let (newest, expired) = {
-                let mut idle = lock(&self.idle);
-                let conns = idle.get_mut(origin)?;
-                let fresh = conns
-                    .iter()
-                    .position(|c| now.duration_since(c.since) < IDLE_TIMEOUT)
-                    .unwrap_or(conns.len());
-                let expired: Vec<Idle> = conns.drain(..fresh).collect();
-                (conns.pop(), expired)
-            };
-            drop(expired); // closed outside the lock
-            let mut conn = newest?.conn;
-            if conn.reusable() {
-                return Some(conn);
-            }
-        }
-    }
-
-    pub(crate) fn put(&self, origin: Origin, conn: Conn) {
-        let since = Instant::now();
-        let mut idle = lock(&self.idle);
-        let conns = idle.entry(origin).or_default();
-        if conns.len() < MAX_IDLE_PER_HOST {
-            conns.push(Idle { conn, since });
-        }
-    }
-
-    /// Closes every idle connection and lets go of the shared ones (the loop or router is going
-    /// away).
-    pub(crate) fn clear(&self) {
-        // Taken out, then closed outside the lock.
-        let idle: Vec<Vec<Idle>> = lock(&self.idle).drain().map(|(_, conns)| conns).collect();
-        drop(idle);
-        self.http2.clear();
     }
 }
 

@@ -12,7 +12,8 @@
 //! - [`socket`]: non-blocking sockets, and who watches them ([`socket::Watch`]).
 //! - [`asyncio`]: readiness through the loop's `add_reader` / `add_writer`.
 //! - [`poll`]: the blocking driver of sync calls and streams.
-//! - [`conn`]: connect, TLS, HTTP/1.1 and (on a loop) HTTP/2, and pools of connections.
+//! - [`conn`]: connect, TLS, HTTP/1.1 and (on a loop) HTTP/2.
+//! - [`pool`]: pools of idle connections, swept, and let go with their router.
 //! - [`http2`]: a loop's shared HTTP/2 connections, and who opens the next one.
 //! - [`attempt`]: one attempt, from the machine's request to its sink.
 
@@ -22,6 +23,7 @@ mod conn;
 mod http2;
 pub(crate) mod jobs;
 pub(crate) mod poll;
+mod pool;
 pub(crate) mod socket;
 
 use f3dx_router_tokio::{AttemptAbort, AttemptSpawner, ExternalAttempt};
@@ -34,15 +36,18 @@ use std::time::Duration;
 pub(crate) struct LoopIo {
     pub(crate) jobs: Arc<Jobs>,
     pub(crate) reactor: Arc<asyncio::Reactor>,
-    pool: Arc<conn::Pool>,
+    pool: Arc<pool::Pool>,
 }
 
 impl LoopIo {
     pub(crate) fn new(jobs: Jobs) -> Self {
+        let jobs = Arc::new(jobs);
+        let pool = Arc::new(pool::Pool::new(pool::Home::Loop(Arc::downgrade(&jobs))));
+        pool::register_loop_pool(&pool, &jobs);
         LoopIo {
-            jobs: Arc::new(jobs),
+            jobs,
             reactor: Arc::default(),
-            pool: Arc::default(),
+            pool,
         }
     }
 
@@ -75,7 +80,7 @@ impl LoopIo {
 /// What the sync calls of one router send with: one pool of idle connections for every thread,
 /// the router's TLS trust and connect timeout.
 pub(crate) struct SyncNet {
-    pool: Arc<conn::Pool>,
+    pool: Arc<pool::Pool>,
     tls: Arc<rustls::ClientConfig>,
     connect_timeout: Duration,
 }
@@ -83,7 +88,7 @@ pub(crate) struct SyncNet {
 impl SyncNet {
     pub(crate) fn new(tls: Arc<rustls::ClientConfig>, connect_timeout: Duration) -> Self {
         SyncNet {
-            pool: Arc::default(),
+            pool: Arc::new(pool::Pool::new(pool::Home::Runtime)),
             tls,
             connect_timeout,
         }
@@ -102,6 +107,12 @@ impl SyncNet {
             }),
         })
     }
+}
+
+/// A router whose loop connections were made with `tls` (its `spawner` TLS) is gone: every
+/// loop lets go of them. Its sync connections go with its [`SyncNet`].
+pub(crate) fn forget_loop_connections(tls: &Arc<rustls::ClientConfig>) {
+    pool::forget_trust(tls);
 }
 
 /// Starts a router's attempts as jobs of one thread.
