@@ -113,6 +113,18 @@ pub struct RouterConfig {
     /// instead (the OpenAI SDK refuses to wait more than 120 s).
     #[serde(default)]
     pub retry_after_cap_ms: Option<i64>,
+    /// Proxies (drivers resolve them; core reads no environment): `proxy`, an `http://` URL
+    /// (credentials allowed, never printed) every provider goes through; without it and with
+    /// `trust_env` (the default), the environment's `HTTP(S)_PROXY`, `ALL_PROXY`, `NO_PROXY`.
+    #[serde(default)]
+    pub proxy: Option<crate::secret::ProxyUrl>,
+    /// Whether drivers read proxies from the environment (default true).
+    #[serde(default = "yes")]
+    pub trust_env: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What was wrong with a configuration. Always names the field.
@@ -263,6 +275,15 @@ impl RouterConfig {
             ));
         }
         non_negative(self.hedge_delay_ms, "hedge_delay_ms")?;
+        if let Some(proxy) = &self.proxy
+            && !proxy.is_http_url()
+        {
+            return Err(ConfigError::invalid(
+                "proxy",
+                // Not echoed: it may hold a password.
+                "must be an http:// proxy URL (http://[user:password@]host[:port])",
+            ));
+        }
         for (value, field) in [
             (self.deadline_ms, "deadline_ms"),
             (self.ttft_ms, "ttft_ms"),
@@ -296,6 +317,11 @@ impl RouterConfig {
             }
         }
         self.validate()
+    }
+
+    /// The configured `proxy`, for the driver that resolves proxies.
+    pub fn proxy_url(&self) -> Option<&str> {
+        self.proxy.as_ref().map(crate::secret::ProxyUrl::expose)
     }
 
     /// Legs in flight at once under the hedged policy.
