@@ -105,12 +105,22 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     response
 }
 
-async fn serve(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, hyper::Error> {
+async fn serve(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, hyper::Error> {
     // Origin-form: a request to the proxy itself.
     if req.uri().authority().is_none() && req.method() != Method::CONNECT {
-        let stats = shared.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let stats = shared
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         return Ok(match req.uri().path() {
-            "/_stats" => text(StatusCode::OK, serde_json::to_vec(&stats).unwrap_or_default()),
+            "/_stats" => text(
+                StatusCode::OK,
+                serde_json::to_vec(&stats).unwrap_or_default(),
+            ),
             _ => text(StatusCode::BAD_REQUEST, "not a proxy request"),
         });
     }
@@ -158,7 +168,8 @@ async fn forward(
     let Ok(upstream) = TcpStream::connect(&target).await else {
         return Ok(text(StatusCode::BAD_GATEWAY, ""));
     };
-    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await
+    let Ok((mut sender, conn)) =
+        hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await
     else {
         return Ok(text(StatusCode::BAD_GATEWAY, ""));
     };
@@ -178,6 +189,8 @@ async fn forward(
         .map_or("/", |p| p.as_str())
         .to_owned();
     parts.uri = path.parse().unwrap_or_default();
-    let response = sender.send_request(Request::from_parts(parts, body)).await?;
+    let response = sender
+        .send_request(Request::from_parts(parts, body))
+        .await?;
     Ok(response.map(BodyExt::boxed))
 }

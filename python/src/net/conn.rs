@@ -15,12 +15,13 @@ use super::socket::{Socket, Watch};
 use bytes::Bytes;
 use f3dx_router_core::TransportErrorKind;
 use f3dx_router_tokio::classify_error;
+use f3dx_router_tokio::proxy::{Proxies, Proxy};
 use http::uri::Authority;
 use http_body_util::Full;
 use hyper::client::conn::{http1, http2};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::pin::Pin;
@@ -142,6 +143,8 @@ pub(crate) enum Connected {
 pub(crate) struct Origin {
     tls: Option<Trust>,
     authority: Authority,
+    /// The proxy connections to it go through (`None`: direct).
+    via: Option<Arc<Proxy>>,
 }
 
 /// A TLS configuration, compared by identity. Held (not just its address) so that the address
@@ -166,16 +169,33 @@ impl std::hash::Hash for Trust {
 
 impl Origin {
     /// The origin of `uri`; `None` for a URI the router never builds (no host, another scheme).
-    pub(crate) fn of(uri: &http::Uri, tls: &Arc<rustls::ClientConfig>) -> Option<Origin> {
+    pub(crate) fn of(
+        uri: &http::Uri,
+        tls: &Arc<rustls::ClientConfig>,
+        proxies: &Proxies,
+    ) -> Option<Origin> {
         let https = match uri.scheme_str()? {
             "https" => true,
             "http" => false,
             _ => return None,
         };
+        let authority = uri.authority()?.clone();
+        let via = if proxies.is_direct() {
+            None
+        } else {
+            proxies.for_target(https, authority.host()).cloned()
+        };
         Some(Origin {
             tls: https.then(|| Trust(tls.clone())),
-            authority: uri.authority()?.clone(),
+            authority,
+            via,
         })
+    }
+
+    /// The proxy a plain-HTTP request to it is sent to in absolute form; `None` when it goes
+    /// direct or through a tunnel (`https://`).
+    pub(crate) fn forward_proxy(&self) -> Option<&Proxy> {
+        self.via.as_deref().filter(|_| self.tls.is_none())
     }
 
     /// Made with the TLS configuration `tls`.
@@ -202,44 +222,51 @@ impl Origin {
     }
 }
 
-/// Opens a connection to `origin`: resolve, TCP, TLS, the HTTP handshake, all within `timeout`.
-/// HTTP/2 when the provider picks it by ALPN, HTTP/1.1 otherwise; whoever passes a TLS
-/// configuration offering `h2` passes `http2`, which runs the shared connection's IO.
+/// Opens a connection to `origin` (through its proxy, if any): resolve, TCP to each address
+/// in turn (RFC 8305: the next starts 250 ms after the last, each with the whole `timeout`),
+/// then `CONNECT` through a proxy to an `https://` origin, TLS and the HTTP handshake within
+/// `timeout` again. HTTP/2 when the provider picks it by ALPN, HTTP/1.1 otherwise; whoever
+/// passes a TLS configuration offering `h2` passes `http2`, which runs the shared connection's
+/// IO (with pings, so that a peer gone silent is noticed).
 pub(crate) async fn connect(
     origin: &Origin,
     watch: &Watch,
     timeout: Duration,
     http2: Option<&JobExecutor>,
 ) -> Result<Opened, TransportErrorKind> {
-    // Made within the extension runtime's context (jobs are polled inside it), so its timer
-    // runs there and wakes this job through its thread's queue.
-    match tokio::time::timeout(timeout, open(origin, watch, http2)).await {
-        Ok(result) => result,
-        Err(_) => Err(TransportErrorKind::Timeout),
-    }
+    // Timers made within the extension runtime's context (jobs are polled inside it) run there
+    // and wake this job through its thread's queue.
+    let (host, port) = match &origin.via {
+        Some(proxy) => (proxy.host(), proxy.port()),
+        None => (origin.host(), origin.port()),
+    };
+    let addrs = within(timeout, resolve(host, port)).await?;
+    let socket = f3dx_router_tokio::connect_first(addrs, timeout, |addr| tcp(addr, watch))
+        .await
+        .map_err(|e| classify_error(&e))?;
+    within(timeout, handshake(origin, socket, http2)).await
 }
 
-async fn open(
+async fn within<T>(
+    timeout: Duration,
+    step: impl Future<Output = Result<T, TransportErrorKind>>,
+) -> Result<T, TransportErrorKind> {
+    tokio::time::timeout(timeout, step)
+        .await
+        .unwrap_or(Err(TransportErrorKind::Timeout))
+}
+
+async fn handshake(
     origin: &Origin,
-    watch: &Watch,
+    mut socket: Socket,
     http2: Option<&JobExecutor>,
 ) -> Result<Opened, TransportErrorKind> {
-    let addrs = resolve(origin.host(), origin.port()).await?;
-    let mut last = TransportErrorKind::Refused;
-    let mut socket = None;
-    for addr in addrs {
-        match tcp(addr, watch).await {
-            Ok(s) => {
-                socket = Some(s);
-                break;
-            }
-            Err(e) => last = classify_error(&e),
-        }
-    }
-    let socket = socket.ok_or(last)?;
     let io = match &origin.tls {
         None => Io::Plain(socket),
         Some(Trust(config)) => {
+            if let Some(proxy) = &origin.via {
+                super::tunnel::open(&mut socket, &origin.authority, proxy).await?;
+            }
             let name = ServerName::try_from(origin.host().to_owned())
                 .map_err(|_| TransportErrorKind::Tls)?;
             let tls = tokio_rustls::TlsConnector::from(config.clone())
@@ -255,10 +282,15 @@ async fn open(
     let h2 = matches!(&io, Io::Tls(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2"));
     if let (true, Some(executor)) = (h2, http2) {
         let (sender, connection) = http2::Builder::new(executor.clone())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(f3dx_router_tokio::HTTP2_KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(f3dx_router_tokio::HTTP2_KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
             .handshake(TokioIo::new(io))
             .await
             .map_err(|_| TransportErrorKind::Other)?;
-        // The connection's IO, until the provider closes it or every sender is gone.
+        // The connection's IO, until the provider closes it, stops answering pings, or every
+        // sender is gone.
         hyper::rt::Executor::execute(executor, async move {
             let _ = connection.await;
         });
@@ -303,6 +335,17 @@ async fn tcp(addr: SocketAddr, watch: &Watch) -> io::Result<Socket> {
     )?;
     socket.set_nonblocking(true)?;
     socket.set_tcp_nodelay(true)?;
+    // A dead peer is noticed even on a connection that waits for a silent provider, as the
+    // tokio driver's (reqwest's) are.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(f3dx_router_tokio::TCP_KEEPALIVE)
+        .with_interval(f3dx_router_tokio::TCP_KEEPALIVE);
+    #[cfg(target_os = "linux")]
+    let keepalive = keepalive.with_retries(3);
+    // Best effort: a kernel without these options still connects.
+    let _ = socket.set_tcp_keepalive(&keepalive);
+    #[cfg(target_os = "linux")]
+    let _ = socket.set_tcp_user_timeout(Some(f3dx_router_tokio::TCP_USER_TIMEOUT));
     match socket.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}

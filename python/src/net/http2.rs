@@ -9,8 +9,8 @@
 //! cannot be waited for, since nobody knows yet what the provider speaks.
 
 use super::conn::Origin;
-use super::pool::IDLE_TIMEOUT;
 use super::jobs::Jobs;
+use super::pool::IDLE_TIMEOUT;
 use crate::lock;
 use bytes::Bytes;
 use http_body_util::Full;

@@ -14,6 +14,7 @@
 //! - [`poll`]: the blocking driver of sync calls and streams.
 //! - [`conn`]: connect, TLS, HTTP/1.1 and (on a loop) HTTP/2.
 //! - [`pool`]: pools of idle connections, swept, and let go with their router.
+//! - [`tunnel`]: `CONNECT` through a proxy.
 //! - [`http2`]: a loop's shared HTTP/2 connections, and who opens the next one.
 //! - [`attempt`]: one attempt, from the machine's request to its sink.
 
@@ -25,8 +26,10 @@ pub(crate) mod jobs;
 pub(crate) mod poll;
 mod pool;
 pub(crate) mod socket;
+mod tunnel;
 
-use f3dx_router_tokio::{AttemptAbort, AttemptSpawner, ExternalAttempt};
+use f3dx_router_tokio::proxy::Proxies;
+use f3dx_router_tokio::{AttemptAbort, AttemptSpawner, ExternalAttempt, Router};
 use jobs::Jobs;
 use socket::Watch;
 use std::sync::Arc;
@@ -51,11 +54,11 @@ impl LoopIo {
         }
     }
 
-    /// A spawner sending on this loop with a router's TLS trust and connect timeout.
+    /// A spawner sending on this loop with a router's TLS trust, connect timeout and proxies.
     pub(crate) fn spawner(
         &self,
         tls: Arc<rustls::ClientConfig>,
-        connect_timeout: Duration,
+        router: &Router,
     ) -> Arc<dyn AttemptSpawner> {
         Arc::new(Spawner {
             jobs: self.jobs.clone(),
@@ -63,7 +66,8 @@ impl LoopIo {
                 watch: Watch::Asyncio(self.reactor.clone()),
                 pool: self.pool.clone(),
                 tls,
-                connect_timeout,
+                connect_timeout: router.connect_timeout(),
+                proxies: router.proxies().clone(),
                 http2: Some(http2::JobExecutor(Arc::downgrade(&self.jobs))),
             }),
         })
@@ -83,14 +87,16 @@ pub(crate) struct SyncNet {
     pool: Arc<pool::Pool>,
     tls: Arc<rustls::ClientConfig>,
     connect_timeout: Duration,
+    proxies: Proxies,
 }
 
 impl SyncNet {
-    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, connect_timeout: Duration) -> Self {
+    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, router: &Router) -> Self {
         SyncNet {
             pool: Arc::new(pool::Pool::new(pool::Home::Runtime)),
             tls,
-            connect_timeout,
+            connect_timeout: router.connect_timeout(),
+            proxies: router.proxies().clone(),
         }
     }
 
@@ -103,6 +109,7 @@ impl SyncNet {
                 pool: self.pool.clone(),
                 tls: self.tls.clone(),
                 connect_timeout: self.connect_timeout,
+                proxies: self.proxies.clone(),
                 http2: None,
             }),
         })
