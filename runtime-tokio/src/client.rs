@@ -89,5 +89,5 @@ pub(crate) fn build_client(settings: &ClientSettings) -> Result<reqwest::Client,
         None => builder.no_proxy(),
     }
     .build()
-        .map_err(|e| RouterBuildError::Client(e.without_url().to_string()))
+    .map_err(|e| RouterBuildError::Client(e.without_url().to_string()))
 }

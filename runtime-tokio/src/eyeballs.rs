@@ -138,9 +138,13 @@ mod tests {
         };
         let timeout = Duration::from_millis(300);
         let started = std::time::Instant::now();
-        let got = connect_first(vec![addr("127.0.0.1:1"), addr("127.0.0.2:1")], timeout, connect)
-            .await
-            .unwrap_err();
+        let got = connect_first(
+            vec![addr("127.0.0.1:1"), addr("127.0.0.2:1")],
+            timeout,
+            connect,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(got.kind(), io::ErrorKind::TimedOut);
         // The second started 250 ms after the first and had its own 300 ms.
         assert!(started.elapsed() >= ATTEMPT_DELAY + timeout);

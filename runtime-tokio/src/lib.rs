@@ -45,17 +45,19 @@ mod attempt;
 mod client;
 mod driver;
 mod error;
-mod eyeballs;
 mod external;
+mod eyeballs;
 pub mod proxy;
 mod sink;
 mod stream;
 mod transport;
 
-pub use client::{HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT, TCP_KEEPALIVE, TCP_USER_TIMEOUT};
+pub use client::{
+    HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT, TCP_KEEPALIVE, TCP_USER_TIMEOUT,
+};
 pub use error::{RouterBuildError, RouterCallError};
-pub use eyeballs::{ATTEMPT_DELAY, connect_first};
 pub use external::{AttemptAbort, AttemptSpawner, ExternalAttempt};
+pub use eyeballs::{ATTEMPT_DELAY, connect_first};
 pub use f3dx_router_core::{ChatRequest, RouteError, Routed, RouterConfig};
 pub use sink::AttemptSink;
 pub use stream::ChunkStream;

@@ -70,7 +70,8 @@ impl Proxy {
             None => None,
             Some(userinfo) => {
                 let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-                let credentials = format!("{}:{}", percent_decode(user)?, percent_decode(password)?);
+                let credentials =
+                    format!("{}:{}", percent_decode(user)?, percent_decode(password)?);
                 let mut value =
                     HeaderValue::try_from(format!("Basic {}", base64(credentials.as_bytes())))
                         .ok()?;
@@ -100,7 +101,6 @@ impl Proxy {
     pub fn authorization(&self) -> Option<&HeaderValue> {
         self.authorization.as_ref()
     }
-
 }
 
 /// The proxies of one router. The default goes direct everywhere.
@@ -216,7 +216,9 @@ impl NoProxy {
             }
             let bare = entry.trim_start_matches('[').trim_end_matches(']');
             if let Ok(ip) = bare.parse::<IpAddr>() {
-                no_proxy.networks.push((ip, if ip.is_ipv4() { 32 } else { 128 }));
+                no_proxy
+                    .networks
+                    .push((ip, if ip.is_ipv4() { 32 } else { 128 }));
             } else if let Some((ip, bits)) = entry.split_once('/')
                 && let (Ok(ip), Ok(bits)) = (ip.parse::<IpAddr>(), bits.parse::<u8>())
             {
@@ -235,7 +237,10 @@ impl NoProxy {
         }
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return self.networks.iter().any(|&(net, bits)| in_network(ip, net, bits));
+            return self
+                .networks
+                .iter()
+                .any(|&(net, bits)| in_network(ip, net, bits));
         }
         let host = host.trim_end_matches('.');
         self.domains.iter().any(|d| {
@@ -310,7 +315,8 @@ mod tests {
     }
 
     fn target(p: &Proxies, https: bool, host: &str) -> Option<(String, u16)> {
-        p.for_target(https, host).map(|p| (p.host().to_owned(), p.port()))
+        p.for_target(https, host)
+            .map(|p| (p.host().to_owned(), p.port()))
     }
 
     #[test]
@@ -326,9 +332,18 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(target(&p, false, "api.openai.com"), Some(("lower".into(), 2)));
+        assert_eq!(
+            target(&p, false, "api.openai.com"),
+            Some(("lower".into(), 2))
+        );
         assert_eq!(target(&p, true, "api.openai.com"), Some(("all".into(), 3)));
-        for direct in ["internal.example", "a.internal.example", "x.corp", "10.1.2.3", "[::1]"] {
+        for direct in [
+            "internal.example",
+            "a.internal.example",
+            "x.corp",
+            "10.1.2.3",
+            "[::1]",
+        ] {
             assert_eq!(target(&p, true, direct), None, "{direct}");
         }
         assert!(target(&p, true, "notinternal.example").is_some());
@@ -358,13 +373,17 @@ mod tests {
 
     #[test]
     fn credentials_become_basic_auth_and_are_never_printed() {
-        let p = Proxies::resolve(Some("http://us%3Aer:p%40ss@proxy:3128/"), true, env(&[])).unwrap();
+        let p =
+            Proxies::resolve(Some("http://us%3Aer:p%40ss@proxy:3128/"), true, env(&[])).unwrap();
         let proxy = p.for_target(true, "h").unwrap();
         // base64("us:er:p@ss")
         assert_eq!(proxy.authorization().unwrap(), "Basic dXM6ZXI6cEBzcw==");
         assert!(proxy.authorization().unwrap().is_sensitive());
         let printed = format!("{p:?}");
-        assert!(!printed.contains("p%40ss") && !printed.contains("dXM6"), "{printed}");
+        assert!(
+            !printed.contains("p%40ss") && !printed.contains("dXM6"),
+            "{printed}"
+        );
     }
 
     #[test]
