@@ -94,7 +94,13 @@ mod tests {
         let url = ProxyUrl::new("http://user:hunter2@proxy:3128");
         assert!(!format!("{url:?} {:?}", Some(&url)).contains("hunter2"));
         assert!(url.is_http_url());
-        for bad in ["socks5://proxy:1080", "http://", "http://user:pw@", "proxy:3128", "http://h:"] {
+        for bad in [
+            "socks5://proxy:1080",
+            "http://",
+            "http://user:pw@",
+            "proxy:3128",
+            "http://h:",
+        ] {
             assert!(!ProxyUrl::new(bad).is_http_url(), "{bad}");
         }
     }
