@@ -24,7 +24,7 @@ MATURIN_PEP517_ARGS="--profile $profile" \
     "$PY" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python
 
 echo "== cargo build f3dx-mock-provider"
-cargo build -q -p f3dx-router-testkit --bin f3dx-mock-provider
+cargo build -q -p f3dx-router-testkit --bin f3dx-mock-provider --bin f3dx-test-proxy
 export F3DX_MOCK_PROVIDER="${F3DX_MOCK_PROVIDER:-$PWD/target/debug/f3dx-mock-provider}"
 
 echo "== mypy --strict (typed example, package)"

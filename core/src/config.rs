@@ -140,6 +140,18 @@ pub struct RouterConfig {
     /// `fastest`: half-life of the latency estimate's decay (default 5 s).
     #[serde(default)]
     pub latency_half_life_ms: Option<i64>,
+    /// Proxies (drivers resolve them; core reads no environment): `proxy`, an `http://` URL
+    /// (credentials allowed, never printed) every provider goes through; without it and with
+    /// `trust_env` (the default), the environment's `HTTP(S)_PROXY`, `ALL_PROXY`, `NO_PROXY`.
+    #[serde(default)]
+    pub proxy: Option<crate::secret::ProxyUrl>,
+    /// Whether drivers read proxies from the environment (default true).
+    #[serde(default = "yes")]
+    pub trust_env: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What was wrong with a configuration. Always names the field.
@@ -304,6 +316,15 @@ impl RouterConfig {
                 ConfigError::invalid(format!("throttle.{field}"), message)
             })?;
         }
+        if let Some(proxy) = &self.proxy
+            && !proxy.is_http_url()
+        {
+            return Err(ConfigError::invalid(
+                "proxy",
+                // Not echoed: it may hold a password.
+                "must be an http:// proxy URL (http://[user:password@]host[:port])",
+            ));
+        }
         for (value, field) in [
             (self.latency_half_life_ms, "latency_half_life_ms"),
             (self.deadline_ms, "deadline_ms"),
@@ -338,6 +359,11 @@ impl RouterConfig {
             }
         }
         self.validate()
+    }
+
+    /// The configured `proxy`, for the driver that resolves proxies.
+    pub fn proxy_url(&self) -> Option<&str> {
+        self.proxy.as_ref().map(crate::secret::ProxyUrl::expose)
     }
 
     /// Legs in flight at once under the hedged policy.

@@ -105,6 +105,9 @@ class Router:
     ``default_max_tokens``, ``mock``. Every invalid value raises ``RouterConfigError`` naming the
     field (``providers[1].base_url``). ``seed`` seeds everything random (hedge order, mocks);
     ``root_certificates`` adds trusted CA certificates (PEM) to the built-in web roots.
+    ``proxy`` (an ``http://`` URL, credentials allowed) sends every provider through that proxy;
+    without it, ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` are read unless
+    ``trust_env=False``.
     """
 
     def __new__(
@@ -122,6 +125,8 @@ class Router:
         seed: int | None = None,
         root_certificates: str | bytes | Sequence[str | bytes] | None = None,
         connect_timeout_ms: int | None = None,
+        proxy: str | None = None,
+        trust_env: bool | None = None,
     ) -> Router: ...
     # chat_completions: routes one OpenAI chat request, blocking with the GIL released (Ctrl-C
     # cancels it). Returns a ChatCompletion (a dict with .route), or, when the request streams

@@ -50,7 +50,7 @@ impl LoopIo {
     pub(crate) fn spawner(
         &self,
         _tls: std::sync::Arc<rustls::ClientConfig>,
-        _connect_timeout: std::time::Duration,
+        _router: &f3dx_router_tokio::Router,
     ) -> std::sync::Arc<dyn f3dx_router_tokio::AttemptSpawner> {
         match *self {}
     }

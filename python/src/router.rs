@@ -137,12 +137,11 @@ impl PyRouter {
             // HTTP/1.1 only: a connection is driven by the thread whose call uses it, and an
             // HTTP/2 connection shared by several threads' calls would have nobody to drive it.
             #[cfg(unix)]
-            return process.router.spawner_tls_config(false).ok().map(|tls| {
-                Arc::new(SyncNet::new(
-                    Arc::new(tls),
-                    process.router.connect_timeout(),
-                ))
-            });
+            return process
+                .router
+                .spawner_tls_config(false)
+                .ok()
+                .map(|tls| Arc::new(SyncNet::new(Arc::new(tls), &process.router)));
             #[cfg(not(unix))]
             None
         });
@@ -217,6 +216,17 @@ impl PyRouter {
     }
 }
 
+impl Drop for PyRouter {
+    /// The connections event loops keep for this router's calls can serve no other router:
+    /// every loop lets go of them now rather than at its next sweep.
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(Some(tls)) = self.loop_tls.get() {
+            crate::net::forget_loop_connections(tls);
+        }
+    }
+}
+
 #[pymethods]
 impl PyRouter {
     #[new]
@@ -234,6 +244,8 @@ impl PyRouter {
         seed = None,
         root_certificates = None,
         connect_timeout_ms = None,
+        proxy = None,
+        trust_env = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -250,6 +262,8 @@ impl PyRouter {
         seed: Option<u64>,
         root_certificates: Option<&Bound<'_, PyAny>>,
         connect_timeout_ms: Option<u64>,
+        proxy: Option<&Bound<'_, PyAny>>,
+        trust_env: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let secrets = collect_secrets(providers);
         let config = PyDict::new(py);
@@ -263,6 +277,8 @@ impl PyRouter {
             ("max_attempts", max_attempts),
             ("max_response_bytes", max_response_bytes),
             ("retry_after_cap_ms", retry_after_cap_ms),
+            ("proxy", proxy),
+            ("trust_env", trust_env),
         ] {
             if let Some(value) = value
                 && !value.is_none()
@@ -347,7 +363,7 @@ impl PyRouter {
         let router = self.router(py)?;
         let secrets = self.secrets.clone();
         let on_loop = |io: Option<&LoopIo>| match (io, self.loop_tls(&router)) {
-            (Some(io), Some(tls)) => router.with_spawner(io.spawner(tls, router.connect_timeout())),
+            (Some(io), Some(tls)) => router.with_spawner(io.spawner(tls, &router)),
             _ => router.clone(),
         };
         if request.stream() {

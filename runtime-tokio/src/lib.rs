@@ -46,12 +46,18 @@ mod client;
 mod driver;
 mod error;
 mod external;
+mod eyeballs;
+pub mod proxy;
 mod sink;
 mod stream;
 mod transport;
 
+pub use client::{
+    HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT, TCP_KEEPALIVE, TCP_USER_TIMEOUT,
+};
 pub use error::{RouterBuildError, RouterCallError};
 pub use external::{AttemptAbort, AttemptSpawner, ExternalAttempt};
+pub use eyeballs::{ATTEMPT_DELAY, connect_first};
 pub use f3dx_router_core::{ChatRequest, RouteError, Routed, RouterConfig};
 pub use sink::AttemptSink;
 pub use stream::ChunkStream;
@@ -139,8 +145,10 @@ impl RouterBuilder {
         let providers: Arc<[String]> = self.provider_names().into();
         let mut config = self.config;
         config.resolve_api_keys(|var| std::env::var(var).ok())?;
+        let mut settings = self.settings;
+        settings.proxies = proxy::Proxies::from_env(config.proxy_url(), config.trust_env)?;
         let machine = RouterMachine::new(config, self.seed)?;
-        let pool = client::build_client(&self.settings)?;
+        let pool = client::build_client(&settings)?;
         let epoch = tokio::time::Instant::now();
         let unix_at_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -152,7 +160,7 @@ impl RouterBuilder {
         Ok(Router {
             inner,
             transport: Transport::Pool(pool),
-            settings: Arc::new(self.settings),
+            settings: Arc::new(settings),
             providers,
         })
     }
@@ -171,6 +179,7 @@ impl Router {
             settings: ClientSettings {
                 extra_roots_pem: Vec::new(),
                 connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+                proxies: proxy::Proxies::default(),
             },
             seed: 0,
         }
@@ -214,6 +223,12 @@ impl Router {
             vec![b"http/1.1".to_vec()]
         };
         Ok(tls)
+    }
+
+    /// The proxies this router's connections go through (config and environment, read at
+    /// build), for an [`AttemptSpawner`].
+    pub fn proxies(&self) -> &proxy::Proxies {
+        &self.settings.proxies
     }
 
     /// How long a connection may take to open (TCP and TLS), for an [`AttemptSpawner`].

@@ -3,6 +3,7 @@
 //! conformance suite every driver must pass.
 
 pub mod conformance;
+pub mod proxy;
 pub mod rules;
 pub mod server;
 pub mod sim;

@@ -2,16 +2,18 @@
 //! response to the machine through the attempt's sink, and pool an HTTP/1.1 connection again if
 //! the response was read to its end (an HTTP/2 one stays shared throughout).
 
-use super::conn::{self, Conn, Connected, Driver, Opened, Origin, Pool};
+use super::conn::{self, Conn, Connected, Driver, Opened, Origin};
 use super::http2::{JobExecutor, Lease};
+use super::pool::Pool;
 use super::socket::Watch;
 use bytes::Bytes;
 use f3dx_router_core::TransportErrorKind;
+use f3dx_router_tokio::proxy::{Proxies, Proxy};
 use f3dx_router_tokio::{AttemptSink, ExternalAttempt};
 use futures_util::Stream;
-use http::header::HOST;
+use http::header::{HOST, PROXY_AUTHORIZATION};
 use http::uri::PathAndQuery;
-use http::{HeaderValue, Request};
+use http::{HeaderValue, Request, StatusCode};
 use http_body_util::{BodyDataStream, Full};
 use hyper::body::Incoming;
 use std::future::poll_fn;
@@ -27,13 +29,15 @@ pub(crate) struct Ends {
     pub(crate) pool: Arc<Pool>,
     pub(crate) tls: Arc<rustls::ClientConfig>,
     pub(crate) connect_timeout: Duration,
+    /// The router's proxies.
+    pub(crate) proxies: Proxies,
     /// Runs a shared HTTP/2 connection's IO: on an event loop, whose `tls` offers `h2`.
     pub(crate) http2: Option<JobExecutor>,
 }
 
 pub(crate) async fn run(ends: Arc<Ends>, attempt: ExternalAttempt) {
     let ExternalAttempt { request, sink } = attempt;
-    let Some(origin) = Origin::of(request.uri(), &ends.tls) else {
+    let Some(origin) = Origin::of(request.uri(), &ends.tls, &ends.proxies) else {
         // Not expected: core validates base URLs as http(s) with a host.
         sink.fail(TransportErrorKind::Other);
         return;
@@ -82,23 +86,26 @@ async fn lease(ends: &Ends, origin: &Origin) -> Result<Connected, TransportError
     }
     opened.map(|opened| match opened {
         Opened::Http1(conn) => Connected::Own(conn),
-        Opened::Http2(sender) => Connected::Shared(ends.pool.http2.share(
-            origin.clone(),
-            sender,
-            opening.as_mut(),
-        )),
+        Opened::Http2(sender) => {
+            let lease = ends
+                .pool
+                .http2
+                .share(origin.clone(), sender, opening.as_mut());
+            ends.pool.keep_swept();
+            Connected::Shared(lease)
+        }
     })
 }
 
 /// The attempt on a connection of its own, pooled again if the response was read to its end.
 async fn over_http1(
-    pool: &Pool,
+    pool: &Arc<Pool>,
     origin: Origin,
     mut conn: Conn,
     request: Request<Bytes>,
     sink: AttemptSink,
 ) {
-    let Some(request) = origin_form(request) else {
+    let Some(request) = http1_form(request, origin.forward_proxy()) else {
         sink.fail(TransportErrorKind::Other);
         return;
     };
@@ -118,6 +125,13 @@ async fn over_http1(
             return;
         }
     };
+    if origin.forward_proxy().is_some()
+        && response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED
+    {
+        // The proxy's answer, not the provider's: refused on the way, as a tunnel's would be.
+        sink.fail(TransportErrorKind::Refused);
+        return;
+    }
     let (parts, body) = response.into_parts();
     let body = Driven {
         driver: &mut conn.driver,
@@ -154,8 +168,9 @@ async fn over_http2(mut lease: Lease, request: Request<Bytes>, sink: AttemptSink
     }
 }
 
-/// The request as hyper's HTTP/1 client sends it: origin-form target, `Host` header.
-fn origin_form(request: Request<Bytes>) -> Option<Request<Full<Bytes>>> {
+/// The request as hyper's HTTP/1 client sends it: `Host` header, and an origin-form target, or
+/// through a forward proxy the absolute URI and the proxy's credentials (marked sensitive).
+fn http1_form(request: Request<Bytes>, proxy: Option<&Proxy>) -> Option<Request<Full<Bytes>>> {
     let (mut parts, body) = request.into_parts();
     let authority = parts.uri.authority()?.clone();
     if !parts.headers.contains_key(HOST) {
@@ -163,12 +178,21 @@ fn origin_form(request: Request<Bytes>) -> Option<Request<Full<Bytes>>> {
             .headers
             .insert(HOST, HeaderValue::from_str(authority.as_str()).ok()?);
     }
-    let path = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    parts.uri = http::Uri::from(path);
+    match proxy {
+        Some(proxy) => {
+            if let Some(auth) = proxy.authorization() {
+                parts.headers.insert(PROXY_AUTHORIZATION, auth.clone());
+            }
+        }
+        None => {
+            let path = parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            parts.uri = http::Uri::from(path);
+        }
+    }
     Some(Request::from_parts(parts, Full::new(body)))
 }
 

@@ -1,42 +1,35 @@
-//! Connections for jobs: resolve, connect, TLS, hyper's client handshake, and a pool (one per
-//! event loop; one per router for sync calls).
+//! Connections for jobs: resolve, connect, TLS, hyper's client handshake.
 //!
 //! An HTTP/1.1 connection is owned by the one attempt using it, which polls hyper's connection
 //! future together with its request: dropping the attempt (a cancel) drops the socket, and the
-//! provider sees the disconnect. Idle ones are not polled; one taken from the pool is polled once
-//! first, which notices a connection the provider closed meanwhile.
+//! provider sees the disconnect. Idle ones ([`super::pool`]) are not polled; one taken from the
+//! pool is polled once first, which notices a connection the provider closed meanwhile.
 //!
 //! An HTTP/2 connection (a TLS provider that picks `h2` by ALPN, on an event loop only) is shared
 //! by the attempts to its origin ([`super::http2`]): a cancelled attempt resets its own stream
 //! only. A hedge's loser then costs the provider a `RST_STREAM` instead of costing the next call
 //! a new TCP and TLS handshake.
 
-use super::http2::{Http2Pool, JobExecutor, Lease, SharedSender};
+use super::http2::{JobExecutor, Lease, SharedSender};
 use super::socket::{Socket, Watch};
-use crate::lock;
 use bytes::Bytes;
 use f3dx_router_core::TransportErrorKind;
 use f3dx_router_tokio::classify_error;
+use f3dx_router_tokio::proxy::{Proxies, Proxy};
 use http::uri::Authority;
 use http_body_util::Full;
 use hyper::client::conn::{http1, http2};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
-use std::collections::HashMap;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::client::TlsStream;
-
-/// Idle connections kept per host. One pool carries every concurrent call of its loop (or, for
-/// sync calls, of every thread), so it must hold as many connections as calls in flight to one
-/// host; past this, a burst's extra connections are closed when it ends.
-const MAX_IDLE_PER_HOST: usize = 256;
 
 /// A connection's byte stream: plain TCP, or TLS over it.
 pub(crate) enum Io {
@@ -125,7 +118,7 @@ impl Driver {
 
 impl Conn {
     /// Whether another request may be sent on it. Polls its IO once, with nobody to wake: an
-    /// idle connection is only looked at again when it is taken from the pool.
+    /// idle connection is only looked at again when it is taken from the pool or swept.
     pub(crate) fn reusable(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         !self.driver.poll(&mut cx) && self.sender.is_ready()
@@ -150,6 +143,8 @@ pub(crate) enum Connected {
 pub(crate) struct Origin {
     tls: Option<Trust>,
     authority: Authority,
+    /// The proxy connections to it go through (`None`: direct).
+    via: Option<Arc<Proxy>>,
 }
 
 /// A TLS configuration, compared by identity. Held (not just its address) so that the address
@@ -174,16 +169,38 @@ impl std::hash::Hash for Trust {
 
 impl Origin {
     /// The origin of `uri`; `None` for a URI the router never builds (no host, another scheme).
-    pub(crate) fn of(uri: &http::Uri, tls: &Arc<rustls::ClientConfig>) -> Option<Origin> {
+    pub(crate) fn of(
+        uri: &http::Uri,
+        tls: &Arc<rustls::ClientConfig>,
+        proxies: &Proxies,
+    ) -> Option<Origin> {
         let https = match uri.scheme_str()? {
             "https" => true,
             "http" => false,
             _ => return None,
         };
+        let authority = uri.authority()?.clone();
+        let via = if proxies.is_direct() {
+            None
+        } else {
+            proxies.for_target(https, authority.host()).cloned()
+        };
         Some(Origin {
             tls: https.then(|| Trust(tls.clone())),
-            authority: uri.authority()?.clone(),
+            authority,
+            via,
         })
+    }
+
+    /// The proxy a plain-HTTP request to it is sent to in absolute form; `None` when it goes
+    /// direct or through a tunnel (`https://`).
+    pub(crate) fn forward_proxy(&self) -> Option<&Proxy> {
+        self.via.as_deref().filter(|_| self.tls.is_none())
+    }
+
+    /// Made with the TLS configuration `tls`.
+    pub(crate) fn trusts(&self, tls: &Arc<rustls::ClientConfig>) -> bool {
+        self.tls.as_ref().is_some_and(|t| Arc::ptr_eq(&t.0, tls))
     }
 
     /// Over TLS: the only kind that can speak HTTP/2 here (chosen by ALPN).
@@ -205,106 +222,51 @@ impl Origin {
     }
 }
 
-/// How long a connection may sit idle in a pool. Providers close idle keep-alive connections
-/// after a minute or so, and a request sent just as one does fails; hyper-util's pools (the
-/// tokio driver's) use the same 90 s.
-pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// A pooled connection and when it was put back.
-struct Idle {
-    conn: Conn,
-    since: Instant,
-}
-
-/// Idle HTTP/1.1 keep-alive connections, by where they go, oldest first; and the shared HTTP/2
-/// connections (a loop's only).
-#[derive(Default)]
-pub(crate) struct Pool {
-    idle: Mutex<HashMap<Origin, Vec<Idle>>>,
-    pub(crate) http2: Arc<Http2Pool>,
-}
-
-impl Pool {
-    /// A pooled connection still open, most recently used first. Those idle for longer than
-    /// [`IDLE_TIMEOUT`] are closed on the way.
-    pub(crate) fn take(&self, origin: &Origin) -> Option<Conn> {
-        let now = Instant::now();
-        loop {
-            let (newest, expired) = {
-                let mut idle = lock(&self.idle);
-                let conns = idle.get_mut(origin)?;
-                let fresh = conns
-                    .iter()
-                    .position(|c| now.duration_since(c.since) < IDLE_TIMEOUT)
-                    .unwrap_or(conns.len());
-                let expired: Vec<Idle> = conns.drain(..fresh).collect();
-                (conns.pop(), expired)
-            };
-            drop(expired); // closed outside the lock
-            let mut conn = newest?.conn;
-            if conn.reusable() {
-                return Some(conn);
-            }
-        }
-    }
-
-    pub(crate) fn put(&self, origin: Origin, conn: Conn) {
-        let since = Instant::now();
-        let mut idle = lock(&self.idle);
-        let conns = idle.entry(origin).or_default();
-        if conns.len() < MAX_IDLE_PER_HOST {
-            conns.push(Idle { conn, since });
-        }
-    }
-
-    /// Closes every idle connection and lets go of the shared ones (the loop or router is going
-    /// away).
-    pub(crate) fn clear(&self) {
-        // Taken out, then closed outside the lock.
-        let idle: Vec<Vec<Idle>> = lock(&self.idle).drain().map(|(_, conns)| conns).collect();
-        drop(idle);
-        self.http2.clear();
-    }
-}
-
-/// Opens a connection to `origin`: resolve, TCP, TLS, the HTTP handshake, all within `timeout`.
-/// HTTP/2 when the provider picks it by ALPN, HTTP/1.1 otherwise; whoever passes a TLS
-/// configuration offering `h2` passes `http2`, which runs the shared connection's IO.
+/// Opens a connection to `origin` (through its proxy, if any): resolve, TCP to each address
+/// in turn (RFC 8305: the next starts 250 ms after the last, each with the whole `timeout`),
+/// then `CONNECT` through a proxy to an `https://` origin, TLS and the HTTP handshake within
+/// `timeout` again. HTTP/2 when the provider picks it by ALPN, HTTP/1.1 otherwise; whoever
+/// passes a TLS configuration offering `h2` passes `http2`, which runs the shared connection's
+/// IO (with pings, so that a peer gone silent is noticed).
 pub(crate) async fn connect(
     origin: &Origin,
     watch: &Watch,
     timeout: Duration,
     http2: Option<&JobExecutor>,
 ) -> Result<Opened, TransportErrorKind> {
-    // Made within the extension runtime's context (jobs are polled inside it), so its timer
-    // runs there and wakes this job through its thread's queue.
-    match tokio::time::timeout(timeout, open(origin, watch, http2)).await {
-        Ok(result) => result,
-        Err(_) => Err(TransportErrorKind::Timeout),
-    }
+    // Timers made within the extension runtime's context (jobs are polled inside it) run there
+    // and wake this job through its thread's queue.
+    let (host, port) = match &origin.via {
+        Some(proxy) => (proxy.host(), proxy.port()),
+        None => (origin.host(), origin.port()),
+    };
+    let addrs = within(timeout, resolve(host, port)).await?;
+    let socket = f3dx_router_tokio::connect_first(addrs, timeout, |addr| tcp(addr, watch))
+        .await
+        .map_err(|e| classify_error(&e))?;
+    within(timeout, handshake(origin, socket, http2)).await
 }
 
-async fn open(
+async fn within<T>(
+    timeout: Duration,
+    step: impl Future<Output = Result<T, TransportErrorKind>>,
+) -> Result<T, TransportErrorKind> {
+    tokio::time::timeout(timeout, step)
+        .await
+        .unwrap_or(Err(TransportErrorKind::Timeout))
+}
+
+async fn handshake(
     origin: &Origin,
-    watch: &Watch,
+    mut socket: Socket,
     http2: Option<&JobExecutor>,
 ) -> Result<Opened, TransportErrorKind> {
-    let addrs = resolve(origin.host(), origin.port()).await?;
-    let mut last = TransportErrorKind::Refused;
-    let mut socket = None;
-    for addr in addrs {
-        match tcp(addr, watch).await {
-            Ok(s) => {
-                socket = Some(s);
-                break;
-            }
-            Err(e) => last = classify_error(&e),
-        }
-    }
-    let socket = socket.ok_or(last)?;
     let io = match &origin.tls {
         None => Io::Plain(socket),
         Some(Trust(config)) => {
+            if let Some(proxy) = &origin.via {
+                super::tunnel::open(&mut socket, &origin.authority, proxy).await?;
+            }
             let name = ServerName::try_from(origin.host().to_owned())
                 .map_err(|_| TransportErrorKind::Tls)?;
             let tls = tokio_rustls::TlsConnector::from(config.clone())
@@ -320,10 +282,15 @@ async fn open(
     let h2 = matches!(&io, Io::Tls(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2"));
     if let (true, Some(executor)) = (h2, http2) {
         let (sender, connection) = http2::Builder::new(executor.clone())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(f3dx_router_tokio::HTTP2_KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(f3dx_router_tokio::HTTP2_KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
             .handshake(TokioIo::new(io))
             .await
             .map_err(|_| TransportErrorKind::Other)?;
-        // The connection's IO, until the provider closes it or every sender is gone.
+        // The connection's IO, until the provider closes it, stops answering pings, or every
+        // sender is gone.
         hyper::rt::Executor::execute(executor, async move {
             let _ = connection.await;
         });
@@ -368,6 +335,17 @@ async fn tcp(addr: SocketAddr, watch: &Watch) -> io::Result<Socket> {
     )?;
     socket.set_nonblocking(true)?;
     socket.set_tcp_nodelay(true)?;
+    // A dead peer is noticed even on a connection that waits for a silent provider, as the
+    // tokio driver's (reqwest's) are.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(f3dx_router_tokio::TCP_KEEPALIVE)
+        .with_interval(f3dx_router_tokio::TCP_KEEPALIVE);
+    #[cfg(target_os = "linux")]
+    let keepalive = keepalive.with_retries(3);
+    // Best effort: a kernel without these options still connects.
+    let _ = socket.set_tcp_keepalive(&keepalive);
+    #[cfg(target_os = "linux")]
+    let _ = socket.set_tcp_user_timeout(Some(f3dx_router_tokio::TCP_USER_TIMEOUT));
     match socket.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}

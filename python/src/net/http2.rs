@@ -8,8 +8,9 @@
 //! ([`Http2Pool::stream`]) instead of each opening its own; the first connection to an origin
 //! cannot be waited for, since nobody knows yet what the provider speaks.
 
-use super::conn::{IDLE_TIMEOUT, Origin};
+use super::conn::Origin;
 use super::jobs::Jobs;
+use super::pool::IDLE_TIMEOUT;
 use crate::lock;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -65,6 +66,12 @@ struct Shared {
 impl Shared {
     fn in_flight(&self) -> usize {
         Arc::strong_count(&self.streams) - 1
+    }
+
+    /// Open, and carrying a stream or used within [`IDLE_TIMEOUT`].
+    fn keep(&self, now: Instant) -> bool {
+        !self.sender.is_closed()
+            && (self.in_flight() > 0 || now.duration_since(self.since) < IDLE_TIMEOUT)
     }
 
     fn has_room(&self) -> bool {
@@ -155,10 +162,7 @@ impl Http2Pool {
         let Some(to) = origins.get_mut(origin) else {
             return Found::Connect(None);
         };
-        let keep = |c: &Shared| {
-            !c.sender.is_closed()
-                && (c.in_flight() > 0 || now.duration_since(c.since) < IDLE_TIMEOUT)
-        };
+        let keep = |c: &Shared| c.keep(now);
         // Nothing to let go, nothing allocated: the common case, on every attempt.
         let gone: Vec<Shared> = if to.open.iter().all(keep) {
             Vec::new()
@@ -226,6 +230,37 @@ impl Http2Pool {
         drop(origins);
         drop(extra); // outside the lock
         lease
+    }
+
+    /// Lets go of connections closed, or idle for longer than [`IDLE_TIMEOUT`]; false if none
+    /// is left.
+    pub(crate) fn sweep(&self) -> bool {
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        let any = {
+            let mut origins = lock(&self.origins);
+            for to in origins.values_mut() {
+                let (kept, expired) = std::mem::take(&mut to.open)
+                    .into_iter()
+                    .partition(|c| c.keep(now));
+                to.open = kept;
+                gone.extend(expired);
+            }
+            origins.retain(|_, to| !to.open.is_empty() || !to.opening.is_empty());
+            !origins.is_empty()
+        };
+        drop(gone); // outside the lock
+        any
+    }
+
+    /// Lets go of every connection made with `tls` (its router is gone).
+    pub(crate) fn forget(&self, tls: &Arc<rustls::ClientConfig>) {
+        let gone: Vec<ToOrigin> = {
+            let mut origins = lock(&self.origins);
+            let keys: Vec<Origin> = origins.keys().filter(|o| o.trusts(tls)).cloned().collect();
+            keys.iter().filter_map(|o| origins.remove(o)).collect()
+        };
+        drop(gone);
     }
 
     /// Lets go of every connection (the loop is going away).

@@ -12,7 +12,9 @@
 //! - [`socket`]: non-blocking sockets, and who watches them ([`socket::Watch`]).
 //! - [`asyncio`]: readiness through the loop's `add_reader` / `add_writer`.
 //! - [`poll`]: the blocking driver of sync calls and streams.
-//! - [`conn`]: connect, TLS, HTTP/1.1 and (on a loop) HTTP/2, and pools of connections.
+//! - [`conn`]: connect, TLS, HTTP/1.1 and (on a loop) HTTP/2.
+//! - [`pool`]: pools of idle connections, swept, and let go with their router.
+//! - [`tunnel`]: `CONNECT` through a proxy.
 //! - [`http2`]: a loop's shared HTTP/2 connections, and who opens the next one.
 //! - [`attempt`]: one attempt, from the machine's request to its sink.
 
@@ -22,9 +24,12 @@ mod conn;
 mod http2;
 pub(crate) mod jobs;
 pub(crate) mod poll;
+mod pool;
 pub(crate) mod socket;
+mod tunnel;
 
-use f3dx_router_tokio::{AttemptAbort, AttemptSpawner, ExternalAttempt};
+use f3dx_router_tokio::proxy::Proxies;
+use f3dx_router_tokio::{AttemptAbort, AttemptSpawner, ExternalAttempt, Router};
 use jobs::Jobs;
 use socket::Watch;
 use std::sync::Arc;
@@ -34,23 +39,26 @@ use std::time::Duration;
 pub(crate) struct LoopIo {
     pub(crate) jobs: Arc<Jobs>,
     pub(crate) reactor: Arc<asyncio::Reactor>,
-    pool: Arc<conn::Pool>,
+    pool: Arc<pool::Pool>,
 }
 
 impl LoopIo {
     pub(crate) fn new(jobs: Jobs) -> Self {
+        let jobs = Arc::new(jobs);
+        let pool = Arc::new(pool::Pool::new(pool::Home::Loop(Arc::downgrade(&jobs))));
+        pool::register_loop_pool(&pool, &jobs);
         LoopIo {
-            jobs: Arc::new(jobs),
+            jobs,
             reactor: Arc::default(),
-            pool: Arc::default(),
+            pool,
         }
     }
 
-    /// A spawner sending on this loop with a router's TLS trust and connect timeout.
+    /// A spawner sending on this loop with a router's TLS trust, connect timeout and proxies.
     pub(crate) fn spawner(
         &self,
         tls: Arc<rustls::ClientConfig>,
-        connect_timeout: Duration,
+        router: &Router,
     ) -> Arc<dyn AttemptSpawner> {
         Arc::new(Spawner {
             jobs: self.jobs.clone(),
@@ -58,7 +66,8 @@ impl LoopIo {
                 watch: Watch::Asyncio(self.reactor.clone()),
                 pool: self.pool.clone(),
                 tls,
-                connect_timeout,
+                connect_timeout: router.connect_timeout(),
+                proxies: router.proxies().clone(),
                 http2: Some(http2::JobExecutor(Arc::downgrade(&self.jobs))),
             }),
         })
@@ -75,17 +84,19 @@ impl LoopIo {
 /// What the sync calls of one router send with: one pool of idle connections for every thread,
 /// the router's TLS trust and connect timeout.
 pub(crate) struct SyncNet {
-    pool: Arc<conn::Pool>,
+    pool: Arc<pool::Pool>,
     tls: Arc<rustls::ClientConfig>,
     connect_timeout: Duration,
+    proxies: Proxies,
 }
 
 impl SyncNet {
-    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, connect_timeout: Duration) -> Self {
+    pub(crate) fn new(tls: Arc<rustls::ClientConfig>, router: &Router) -> Self {
         SyncNet {
-            pool: Arc::default(),
+            pool: Arc::new(pool::Pool::new(pool::Home::Runtime)),
             tls,
-            connect_timeout,
+            connect_timeout: router.connect_timeout(),
+            proxies: router.proxies().clone(),
         }
     }
 
@@ -98,10 +109,17 @@ impl SyncNet {
                 pool: self.pool.clone(),
                 tls: self.tls.clone(),
                 connect_timeout: self.connect_timeout,
+                proxies: self.proxies.clone(),
                 http2: None,
             }),
         })
     }
+}
+
+/// A router whose loop connections were made with `tls` (its `spawner` TLS) is gone: every
+/// loop lets go of them. Its sync connections go with its [`SyncNet`].
+pub(crate) fn forget_loop_connections(tls: &Arc<rustls::ClientConfig>) {
+    pool::forget_trust(tls);
 }
 
 /// Starts a router's attempts as jobs of one thread.
