@@ -28,6 +28,7 @@ use f3dx_router_core::mock::{MockOutcome, MockProvider, MockReply};
 use f3dx_router_core::{
     Action, AttemptId, ChatRequest, Input, RequestId, RouteError, RouterMachine, Time,
 };
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -84,6 +85,18 @@ struct Shared {
     wake_at: Option<Time>,
 }
 
+thread_local! {
+    /// The host whose lock this thread holds (its address), 0 if none.
+    static HOLDING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Inputs fed by the thread holding the lock, fed before it lets go.
+struct Deferred {
+    attempt: AttemptId,
+    inputs: Vec<Input>,
+    last: bool,
+}
+
 /// Which requests a panic under the lock is blamed on.
 #[derive(Clone, Copy)]
 enum Blame {
@@ -102,6 +115,8 @@ pub struct Host {
     /// Unix time at the timer source's epoch, for the mocks' `Date` headers.
     unix_at_epoch: Duration,
     next_id: AtomicU64,
+    /// Feeds made under the lock by the thread holding it.
+    deferred: Mutex<Vec<Deferred>>,
 }
 
 impl fmt::Debug for Host {
@@ -133,6 +148,7 @@ impl Host {
             timers,
             unix_at_epoch,
             next_id: AtomicU64::new(0),
+            deferred: Mutex::default(),
         })
     }
 
@@ -143,12 +159,45 @@ impl Host {
     }
 
     /// Runs `section` under the lock; a panic in it fails what `blame` names and is swallowed.
+    ///
+    /// Feeds made by this thread while it holds the lock (a transport failing an attempt inside
+    /// `spawn`, a sink dropped by a panic under the lock) are queued and fed before it lets go.
     fn locked<R>(
         self: &Arc<Self>,
         blame: Blame,
         section: impl FnOnce(&mut Shared) -> R,
     ) -> Option<R> {
         let mut s = self.lock();
+        let outer = HOLDING.replace(self.address());
+        let r = self.guarded(&mut s, blame, section);
+        loop {
+            let deferred =
+                std::mem::take(&mut *self.deferred.lock().unwrap_or_else(PoisonError::into_inner));
+            if deferred.is_empty() {
+                break;
+            }
+            for Deferred {
+                attempt,
+                inputs,
+                last,
+            } in deferred
+            {
+                self.guarded(&mut s, Blame::Attempt(attempt), |s| {
+                    self.feed_locked(s, attempt, inputs, last)
+                });
+            }
+        }
+        HOLDING.set(outer);
+        r
+    }
+
+    /// Runs `section`; a panic in it fails what `blame` names and is swallowed.
+    fn guarded<R>(
+        self: &Arc<Self>,
+        s: &mut Shared,
+        blame: Blame,
+        section: impl FnOnce(&mut Shared) -> R,
+    ) -> Option<R> {
         // Resolved first: the section may end the attempt before it panics.
         let blame = match blame {
             Blame::Attempt(attempt) => s
@@ -157,13 +206,18 @@ impl Host {
                 .map_or(Blame::Nobody, |t| Blame::Request(t.request)),
             blame => blame,
         };
-        match catch_unwind(AssertUnwindSafe(|| section(&mut s))) {
+        match catch_unwind(AssertUnwindSafe(|| section(s))) {
             Ok(r) => Some(r),
             Err(_) => {
-                self.recover(&mut s, blame);
+                self.recover(s, blame);
                 None
             }
         }
+    }
+
+    /// Identifies this host in [`HOLDING`].
+    fn address(&self) -> usize {
+        std::ptr::from_ref(self) as usize
     }
 
     /// After a panic under the lock: fail the blamed requests with an internal error, abort
@@ -254,24 +308,48 @@ impl Host {
         inputs: impl IntoIterator<Item = Input>,
         last: bool,
     ) -> bool {
-        self.locked(Blame::Attempt(attempt), |s| {
-            let now = self.timers.now();
-            for input in inputs {
-                // Inputs for attempts the machine has closed are ignored by it; no other error
-                // exists for attempt inputs.
-                let _ = s.machine.handle_input(now, input);
-                self.drain(s);
-            }
-            let open = if last {
-                s.tasks.remove(&attempt);
-                false
-            } else {
-                s.tasks.contains_key(&attempt)
+        if HOLDING.get() == self.address() {
+            // This thread holds the lock already (see `locked`): fed before it lets go.
+            let inputs = inputs.into_iter().collect();
+            let deferred = Deferred {
+                attempt,
+                inputs,
+                last,
             };
-            self.rearm(s);
-            open
+            self.deferred
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(deferred);
+            return !last;
+        }
+        self.locked(Blame::Attempt(attempt), |s| {
+            self.feed_locked(s, attempt, inputs, last)
         })
         .unwrap_or(false)
+    }
+
+    fn feed_locked(
+        self: &Arc<Self>,
+        s: &mut Shared,
+        attempt: AttemptId,
+        inputs: impl IntoIterator<Item = Input>,
+        last: bool,
+    ) -> bool {
+        let now = self.timers.now();
+        for input in inputs {
+            // Inputs for attempts the machine has closed are ignored by it; no other error
+            // exists for attempt inputs.
+            let _ = s.machine.handle_input(now, input);
+            self.drain(s);
+        }
+        let open = if last {
+            s.tasks.remove(&attempt);
+            false
+        } else {
+            s.tasks.contains_key(&attempt)
+        };
+        self.rearm(s);
+        open
     }
 
     /// Feeds the mock answers now due, then fires the machine's due timers; returns when to be

@@ -15,7 +15,9 @@ pub trait Transport: Send + Sync + 'static {
     /// Starts `attempt` and returns what cancels it.
     ///
     /// Called with the router's lock held, from whichever thread executed the machine's `Send`:
-    /// it must only queue or spawn the attempt (never block, never call back into the host).
+    /// it must only queue or spawn the attempt (never block). Reporting through the sink from
+    /// inside `spawn` (an attempt that cannot even start) is allowed: it is fed once the
+    /// actions being executed are done.
     fn spawn(&self, attempt: Attempt) -> Box<dyn AttemptAbort>;
 }
 

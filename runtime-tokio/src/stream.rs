@@ -45,7 +45,7 @@ impl ChunkStream {
 
     /// Chunks received and not yet read. For tests.
     #[doc(hidden)]
-    pub fn buffered(&self) -> usize {
+    pub fn held_chunks(&self) -> usize {
         self.call.buffered()
     }
 }
