@@ -192,6 +192,13 @@ pub enum RouteError {
     /// The caller cancelled.
     #[error("request cancelled by the caller")]
     Cancelled { attempts: Vec<AttemptRecord> },
+    /// A bug in the router: a panic while this request was being handled. The request is failed
+    /// and the router keeps serving every other one.
+    #[error("internal router error: {reason}")]
+    Internal {
+        reason: &'static str,
+        attempts: Vec<AttemptRecord>,
+    },
 }
 
 /// Every variant's `attempts` field, by shared or mutable reference.
@@ -204,7 +211,8 @@ macro_rules! attempts_of {
             | RouteError::RateLimited { attempts, .. }
             | RouteError::StreamInterrupted { attempts, .. }
             | RouteError::Unsupported { attempts, .. }
-            | RouteError::Cancelled { attempts } => attempts,
+            | RouteError::Cancelled { attempts }
+            | RouteError::Internal { attempts, .. } => attempts,
         }
     };
 }

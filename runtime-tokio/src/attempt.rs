@@ -1,20 +1,45 @@
-//! One task per attempt: perform the send, feed back what happened. Aborting the task (the
-//! machine's `Cancel`) drops the request future or the body stream, and with it the connection.
+//! The tokio transport: one task per attempt, on the runtime its call was made on, sending
+//! through the router clone's `reqwest` pool. Aborting the task (the machine's `Cancel`) drops
+//! the request future or the body stream, and with it the connection.
 
-use crate::driver::Inner;
-use crate::sink::AttemptSink;
 use crate::transport::classify;
 use bytes::Bytes;
-use f3dx_router_core::mock::{MockOutcome, MockReply};
-use f3dx_router_core::{AttemptId, Input, TransportErrorKind};
-use std::sync::Arc;
+use f3dx_router_core::TransportErrorKind;
+use f3dx_router_host::{Attempt, AttemptAbort, AttemptSink, Transport};
+use tokio::runtime::Handle;
+use tokio::task::AbortHandle;
+
+/// Where a call's attempts run: the runtime the call was made on, through the pool of the router
+/// clone it was made with.
+///
+/// Not wherever the `Send` happens to be executed: it can come out of another request's input
+/// or out of the timer task, and an attempt spawned on a current-thread runtime other than its
+/// caller's would sit unpolled until that runtime's thread next blocks on it. Likewise a pooled
+/// connection is served by a task on the runtime that opened it, so a pool is only ever used
+/// from one runtime (see [`crate::Router::with_own_pool`]).
+pub(crate) struct Pool {
+    pub(crate) runtime: Handle,
+    pub(crate) client: reqwest::Client,
+}
+
+impl Transport for Pool {
+    fn spawn(&self, attempt: Attempt) -> Box<dyn AttemptAbort> {
+        let Attempt { request, sink } = attempt;
+        let task = self.runtime.spawn(http(sink, self.client.clone(), request));
+        Box::new(TaskAbort(task.abort_handle()))
+    }
+}
+
+struct TaskAbort(AbortHandle);
+
+impl AttemptAbort for TaskAbort {
+    fn abort(&self) {
+        self.0.abort();
+    }
+}
 
 /// Sends `request` over HTTP and reports head, body pieces and end (or the transport error).
-pub(crate) async fn http(
-    sink: AttemptSink,
-    client: reqwest::Client,
-    request: http::Request<Bytes>,
-) {
+async fn http(sink: AttemptSink, client: reqwest::Client, request: http::Request<Bytes>) {
     let request = match reqwest::Request::try_from(request) {
         Ok(request) => request,
         Err(_) => {
@@ -34,33 +59,4 @@ pub(crate) async fn http(
     let headers = std::mem::take(response.headers_mut());
     sink.response(status, headers, response.bytes_stream(), classify)
         .await;
-}
-
-/// Plays a mock provider's reply: wait its latency, then feed it whole.
-pub(crate) async fn mock(inner: Arc<Inner>, attempt: AttemptId, reply: MockReply) {
-    if !reply.latency.is_zero() {
-        tokio::time::sleep(reply.latency).await;
-    }
-    match reply.outcome {
-        MockOutcome::Response {
-            status,
-            headers,
-            body,
-        } => {
-            let inputs = std::iter::once(Input::ResponseHead {
-                attempt,
-                status,
-                headers,
-            })
-            .chain(
-                body.into_iter()
-                    .map(|chunk| Input::ResponseBody { attempt, chunk }),
-            )
-            .chain(std::iter::once(Input::ResponseEnd { attempt }));
-            inner.feed(attempt, inputs, true);
-        }
-        MockOutcome::Transport(kind) => {
-            inner.feed(attempt, [Input::TransportError { attempt, kind }], true);
-        }
-    }
 }

@@ -33,43 +33,47 @@
 //! ```
 //!
 //! Providers of kind `mock` run in-process (no network): their seeded model of latency and
-//! failures is played by a task that sleeps and then feeds the scripted answer.
+//! failures is played by the router's timer, which feeds the scripted answer when it is due.
 //!
-//! An event loop that does its own IO can send a router's HTTP attempts itself: a clone made
-//! with [`Router::with_spawner`] hands each one to an [`AttemptSpawner`], which reports what
-//! happened through the attempt's [`AttemptSink`] (the Python binding's asyncio loops and sync
-//! callers do this).
+//! The machine, its lock, the calls in flight and the timers are hosted by
+//! [`f3dx_router_host`], shared with every other driver; this crate is its tokio transport
+//! (`reqwest`) and its timer source. An event loop that does its own IO can send a router's
+//! HTTP attempts itself: a clone made with [`Router::with_spawner`] hands each one to an
+//! [`AttemptSpawner`] (the host's transport trait), which reports what happened through the
+//! attempt's [`AttemptSink`] (the Python binding's asyncio loops and sync callers do this).
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod attempt;
 mod client;
-mod driver;
 mod error;
-mod external;
 mod eyeballs;
 pub mod proxy;
-mod sink;
 mod stream;
+mod timer;
 mod transport;
 
 pub use client::{
     HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT, TCP_KEEPALIVE, TCP_USER_TIMEOUT,
 };
 pub use error::{RouterBuildError, RouterCallError};
-pub use external::{AttemptAbort, AttemptSpawner, ExternalAttempt};
 pub use eyeballs::{ATTEMPT_DELAY, connect_first};
 pub use f3dx_router_core::{ChatRequest, RouteError, Routed, RouterConfig};
-pub use sink::AttemptSink;
+/// The host's transport seam under the names this crate's API has always used:
+/// [`Router::with_spawner`] takes an [`AttemptSpawner`].
+pub use f3dx_router_host::{
+    Attempt as ExternalAttempt, AttemptAbort, AttemptSink, Transport as AttemptSpawner,
+};
 pub use stream::ChunkStream;
 pub use transport::classify_error;
 
 use client::ClientSettings;
-use driver::{CancelOnDrop, Inner, Transport, Waiter};
 use f3dx_router_core::RouterMachine;
+use f3dx_router_host::{Call, Host};
 use std::fmt;
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, oneshot};
+use timer::TokioTimers;
 
 /// Connect timeout used when the builder sets none.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,7 +87,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// several runtimes gives each its own pool with [`Router::with_own_pool`].
 #[derive(Clone)]
 pub struct Router {
-    inner: Arc<Inner>,
+    host: Arc<Host>,
+    timers: Arc<TokioTimers>,
     /// How this clone sends HTTP attempts: its connection pool, or an external spawner.
     transport: Transport,
     settings: Arc<ClientSettings>,
@@ -149,16 +154,17 @@ impl RouterBuilder {
         settings.proxies = proxy::Proxies::from_env(config.proxy_url(), config.trust_env)?;
         let machine = RouterMachine::new(config, self.seed)?;
         let pool = client::build_client(&settings)?;
-        let epoch = tokio::time::Instant::now();
+        let timers = Arc::new(TokioTimers::new());
         let unix_at_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let inner = Arc::new(Inner::new(machine, unix_at_epoch, epoch));
-        if tokio::runtime::Handle::try_current().is_ok() {
-            inner.ensure_timer(&mut inner.lock());
+        let host = Host::new(machine, timers.clone(), unix_at_epoch);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            timers.follow(&runtime, &host);
         }
         Ok(Router {
-            inner,
+            host,
+            timers,
             transport: Transport::Pool(pool),
             settings: Arc::new(settings),
             providers,
@@ -201,7 +207,7 @@ impl Router {
 
     /// A clone that routes through the same machine but hands every HTTP attempt of its calls
     /// to `spawner` (see [`AttemptSpawner`]), for an event loop that does its own IO. Mock
-    /// providers still play on the runtime the call is made on.
+    /// providers are still played by the router's timer.
     pub fn with_spawner(&self, spawner: Arc<dyn AttemptSpawner>) -> Router {
         Router {
             transport: Transport::External(spawner),
@@ -242,23 +248,8 @@ impl Router {
     /// request belongs with [`Router::chat_completions_stream`]: here its chunks are discarded
     /// and [`Routed::body`] is empty.
     pub async fn chat_completions(&self, request: ChatRequest) -> Result<Routed, RouteError> {
-        let (tx, rx) = oneshot::channel();
-        let id = self
-            .inner
-            .submit(request, Waiter::Unary(tx), &self.transport);
-        let mut guard = CancelOnDrop {
-            inner: self.inner.clone(),
-            id,
-            armed: true,
-        };
-        let outcome = rx.await;
-        guard.armed = false;
-        // A dropped sender means the machine never completed the request (rule 1 broken).
-        outcome.unwrap_or_else(|_| {
-            Err(RouteError::Cancelled {
-                attempts: Vec::new(),
-            })
-        })
+        let mut call = self.submit(request, false);
+        poll_fn(|cx| call.poll_outcome(cx)).await
     }
 
     /// [`Router::chat_completions`] for a JSON body: a body that is not a chat request is a
@@ -279,18 +270,25 @@ impl Router {
     ///
     /// Outside a tokio runtime.
     pub fn chat_completions_stream(&self, request: ChatRequest) -> ChunkStream {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let id = self
-            .inner
-            .submit(request, Waiter::Stream(tx), &self.transport);
-        ChunkStream::new(
-            rx,
-            CancelOnDrop {
-                inner: self.inner.clone(),
-                id,
-                armed: true,
-            },
-        )
+        ChunkStream::new(self.submit(request, true))
+    }
+
+    /// Hands a request to the host, its attempts to be sent through this clone's transport on
+    /// the current runtime, which the timer task follows.
+    ///
+    /// Panics outside a tokio runtime (before anything is locked).
+    fn submit(&self, request: ChatRequest, stream: bool) -> Call {
+        let runtime = tokio::runtime::Handle::try_current()
+            .expect("f3dx-router: requests must be made from within a tokio runtime");
+        self.timers.follow(&runtime, &self.host);
+        let transport: Arc<dyn AttemptSpawner> = match &self.transport {
+            Transport::Pool(client) => Arc::new(attempt::Pool {
+                runtime,
+                client: client.clone(),
+            }),
+            Transport::External(spawner) => spawner.clone(),
+        };
+        self.host.submit(request, stream, transport)
     }
 
     /// The configured provider names, in preference order.
@@ -301,13 +299,22 @@ impl Router {
     /// `(requests, attempts)` the machine holds in flight. For tests.
     #[doc(hidden)]
     pub fn in_flight(&self) -> (usize, usize) {
-        let (requests, attempts, _) = self.inner.in_flight();
+        let (requests, attempts, _) = self.host.in_flight();
         (requests, attempts)
     }
 
     /// Attempt tasks the driver holds (sent, neither ended nor cancelled). For tests.
     #[doc(hidden)]
     pub fn open_tasks(&self) -> usize {
-        self.inner.in_flight().2
+        self.host.in_flight().2
     }
+}
+
+/// How a router clone sends HTTP attempts.
+#[derive(Clone)]
+enum Transport {
+    /// As tokio tasks on the call's runtime, through this pool.
+    Pool(reqwest::Client),
+    /// Handed to whoever drives this spawner (an event loop outside tokio).
+    External(Arc<dyn AttemptSpawner>),
 }

@@ -24,6 +24,9 @@ pub mod limits;
 pub mod streaming;
 pub mod translation;
 
+#[cfg(test)]
+mod listed;
+
 pub use failure_model::*;
 pub use hedging::*;
 pub use limits::*;
