@@ -36,6 +36,9 @@ pub(crate) struct ProviderState {
     /// Latency to first byte, for `hedge_delay_ms: "auto"` and the p50/p99 in stats.
     pub(crate) ttfb: LatencyQuantiles,
     pub(crate) counters: Counters,
+    /// The breaker's half-open probe is in flight: only its outcome may be recorded (the
+    /// breaker takes the next outcome it is given as the probe's).
+    probe_out: bool,
 }
 
 /// What happened to this provider's attempts.
@@ -67,6 +70,7 @@ impl ProviderState {
             ewma: PeakEwma::new(half_life),
             ttfb: LatencyQuantiles::new(DEFAULT_MIN_SAMPLES, DEFAULT_HALVE_AT),
             counters: Counters::default(),
+            probe_out: false,
         }
     }
 
@@ -96,6 +100,7 @@ impl ProviderState {
         self.budget.take(now, tokens);
         if probe {
             self.breaker.probe_started();
+            self.probe_out = true;
         }
     }
 
@@ -122,10 +127,16 @@ impl ProviderState {
         if first_byte.is_none() && !matches!(outcome, AttemptOutcome::Unsupported { .. }) {
             self.ttfb.record(elapsed);
         }
+        if probe {
+            self.probe_out = false;
+        }
+        let judged = probe || !self.probe_out;
         match outcome {
             AttemptOutcome::Success { .. } => {
                 self.counters.successes += 1;
-                self.breaker.record(now, true);
+                if judged {
+                    self.breaker.record(now, true);
+                }
             }
             AttemptOutcome::HardStatus { .. }
             | AttemptOutcome::Cancelled
@@ -144,7 +155,9 @@ impl ProviderState {
                 } else {
                     self.counters.soft_failures += 1;
                 }
-                self.breaker.record(now, false);
+                if judged {
+                    self.breaker.record(now, false);
+                }
             }
         }
     }

@@ -75,7 +75,11 @@ pub async fn thousand_concurrent_requests<D: Driver>() {
     const FAILED: usize = 100;
     let server = MockServer::start().await;
     server.script("a", vec![Step::status(503); FAILED]);
-    let d = Arc::new(D::build(config(providers(&server, &["a", "b"])), None));
+    let mut cfg = providers(&server, &["a", "b"]);
+    // 100 failures in a row would open a's breaker (and send the rest to b): this scenario
+    // counts requests, so the breaker is set to judge over more than it sees.
+    cfg["health"] = json!({"consecutive_failures": 1000, "failure_rate": 1.0, "window": 1024, "min_samples": 1024});
+    let d = Arc::new(D::build(config(cfg), None));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..N {
         let call = d.call(request(&format!("req-{i}")));
