@@ -137,7 +137,7 @@ pub struct RouterConfig {
     /// gRPC A6 retry throttling of failovers and hedges (off unless set).
     #[serde(default)]
     pub throttle: Option<ThrottleConfig>,
-    /// `fastest`: half-life of the latency estimate's decay (default 5 s).
+    /// `fastest`: half-life of the latency estimate's decay (default 2 s, the latency module's).
     #[serde(default)]
     pub latency_half_life_ms: Option<i64>,
     /// Proxies (drivers resolve them; core reads no environment): `proxy`, an `http://` URL

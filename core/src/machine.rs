@@ -56,8 +56,6 @@ use timers::{OwnTimers, TimerQueue};
 const MOCK_SEED_STREAM: u64 = 0x6D6F_636B;
 /// Mixed into the seed for the policies' draws.
 const POLICY_SEED_STREAM: u64 = 0x706F_6C69;
-/// `fastest`'s latency half-life when the config sets none.
-const DEFAULT_LATENCY_HALF_LIFE: Duration = Duration::from_secs(5);
 
 /// One request in flight.
 #[derive(Debug)]
@@ -199,7 +197,8 @@ impl RouterMachine {
             }
             _ => HedgeDelay::Immediate,
         };
-        let half_life = ms(config.latency_half_life_ms).unwrap_or(DEFAULT_LATENCY_HALF_LIFE);
+        let half_life =
+            ms(config.latency_half_life_ms).unwrap_or(crate::state::latency::DEFAULT_HALF_LIFE);
         let state: Vec<ProviderState> = config
             .providers
             .iter()

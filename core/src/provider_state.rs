@@ -11,6 +11,7 @@ use crate::state::rate_limit_headers::LearnedLimits;
 use crate::stats::{BreakerStats, ProviderStats};
 use crate::time::Time;
 use std::num::NonZeroU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a provider cannot take a request now.
@@ -131,34 +132,31 @@ impl ProviderState {
             self.probe_out = false;
         }
         let judged = probe || !self.probe_out;
-        match outcome {
+        // What the outcome says of the provider's health: a hard 4xx is the payload's fault,
+        // a cancel nobody's.
+        let healthy = match outcome {
             AttemptOutcome::Success { .. } => {
                 self.counters.successes += 1;
-                if judged {
-                    self.breaker.record(now, true);
-                }
+                Some(true)
             }
-            AttemptOutcome::HardStatus { .. }
-            | AttemptOutcome::Cancelled
-            | AttemptOutcome::Unsupported { .. } => {
-                // A hard 4xx is the payload's fault, a cancel nobody's: neither is health.
-                if matches!(outcome, AttemptOutcome::HardStatus { .. }) {
-                    self.counters.hard_failures += 1;
-                }
-                if probe {
-                    self.breaker.probe_abandoned();
-                }
+            AttemptOutcome::HardStatus { .. } => {
+                self.counters.hard_failures += 1;
+                None
             }
-            other => {
-                if matches!(other, AttemptOutcome::TimedOut) {
-                    self.counters.timeouts += 1;
-                } else {
-                    self.counters.soft_failures += 1;
-                }
-                if judged {
-                    self.breaker.record(now, false);
-                }
+            AttemptOutcome::Cancelled | AttemptOutcome::Unsupported { .. } => None,
+            AttemptOutcome::TimedOut => {
+                self.counters.timeouts += 1;
+                Some(false)
             }
+            _ => {
+                self.counters.soft_failures += 1;
+                Some(false)
+            }
+        };
+        match healthy {
+            Some(ok) if judged => self.breaker.record(now, ok),
+            None if probe => self.breaker.probe_abandoned(),
+            _ => {}
         }
     }
 
@@ -168,11 +166,11 @@ impl ProviderState {
         self.budget.learn(now, limits);
     }
 
-    pub(crate) fn snapshot(&self, now: Time, name: &str) -> ProviderStats {
+    pub(crate) fn snapshot(&self, now: Time, name: &Arc<str>) -> ProviderStats {
         let c = self.counters;
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         ProviderStats {
-            name: name.into(),
+            name: name.clone(),
             requests: c.requests,
             successes: c.successes,
             soft_failures: c.soft_failures,

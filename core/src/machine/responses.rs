@@ -84,8 +84,9 @@ impl RouterMachine {
         }
     }
 
-    /// Lowers a provider's budget by what its rate-limit headers say is left. Only providers of
-    /// a kind that sends them pay for looking.
+    /// Lowers a provider's budget by what its rate-limit headers say is left (one pass over the
+    /// headers). Only Anthropic's resets are absolute times, so only they need the response's
+    /// date.
     fn learn_limits(&mut self, now: Time, provider: ProviderId, headers: &http::HeaderMap) {
         if headers.is_empty() {
             return;
@@ -96,9 +97,7 @@ impl RouterMachine {
             ProviderKind::Openai | ProviderKind::Mock => None,
         };
         let limits = LearnedLimits::from_headers(headers, unix);
-        {
-            self.state[provider.0].learn(now, &limits);
-        }
+        self.state[provider.0].learn(now, &limits);
     }
 
     /// Applies a `Retry-After` to a provider: later requests skip it until then.

@@ -90,6 +90,21 @@ impl Harness {
     }
 }
 
+/// The actions of a fresh machine built from `config` given one `request`.
+fn first_actions(config: &str, request: &str) -> Vec<Action> {
+    let mut m = RouterMachine::new(RouterConfig::from_json(config.as_bytes()).unwrap(), 1).unwrap();
+    let request = ChatRequest::from_json(request.to_owned()).unwrap();
+    m.handle_input(
+        Time::ZERO,
+        Input::Request {
+            id: RequestId(1),
+            request,
+        },
+    )
+    .unwrap();
+    std::iter::from_fn(|| m.poll_action()).collect()
+}
+
 fn sends(actions: &[Action]) -> Vec<(AttemptId, usize)> {
     actions
         .iter()
@@ -557,21 +572,10 @@ fn hedged_streams_first_to_commit_wins() {
 
 #[test]
 fn anthropic_nonstream_response_is_translated_and_unsupported_fields_are_typed() {
-    let json = r#"{"providers":[{"name":"an","kind":"anthropic","base_url":"https://an.test/v1","model":"claude"}]}"#;
-    let mut m = RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap();
-    let request = ChatRequest::from_json(
-        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"n":3}"#.to_owned(),
-    )
-    .unwrap();
-    m.handle_input(
-        Time::ZERO,
-        Input::Request {
-            id: RequestId(1),
-            request,
-        },
-    )
-    .unwrap();
-    let out: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
+    let out = first_actions(
+        r#"{"providers":[{"name":"an","kind":"anthropic","base_url":"https://an.test/v1","model":"claude"}]}"#,
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"n":3}"#,
+    );
     assert!(
         sends(&out).is_empty(),
         "nothing is sent for a request the provider cannot express"
@@ -683,23 +687,12 @@ fn implausible_retry_after_values_follow_the_sdks() {
 #[test]
 fn max_attempts_counts_attempts_sent_not_providers_the_codec_refused() {
     // Anthropic cannot express `n: 2`; with one attempt allowed, that attempt goes to openai.
-    let json = r#"{"providers":[
+    let out = first_actions(
+        r#"{"providers":[
         {"name":"an","kind":"anthropic","base_url":"https://an.test/v1","model":"claude"},
-        {"name":"oa","kind":"openai","base_url":"https://oa.test/v1"}],"max_attempts":1}"#;
-    let mut m = RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap();
-    let request = ChatRequest::from_json(
-        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"n":2}"#.to_owned(),
-    )
-    .unwrap();
-    m.handle_input(
-        Time::ZERO,
-        Input::Request {
-            id: RequestId(1),
-            request,
-        },
-    )
-    .unwrap();
-    let out: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
+        {"name":"oa","kind":"openai","base_url":"https://oa.test/v1"}],"max_attempts":1}"#,
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"n":2}"#,
+    );
     assert_eq!(sends(&out).iter().map(|s| s.1).collect::<Vec<_>>(), [1]);
 }
 

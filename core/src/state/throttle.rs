@@ -166,30 +166,19 @@ mod tests {
                 .unwrap_err()
                 .0
         };
-        assert_eq!(
-            err(r#"{"max_tokens": 0, "token_ratio": 0.1}"#),
-            "max_tokens"
-        );
-        assert_eq!(
-            err(r#"{"max_tokens": 1001, "token_ratio": 0.1}"#),
-            "max_tokens"
-        );
-        assert_eq!(
-            err(r#"{"max_tokens": 10, "token_ratio": 0}"#),
-            "token_ratio"
-        );
-        assert_eq!(
-            err(r#"{"max_tokens": 10, "token_ratio": 0.0009}"#),
-            "token_ratio"
-        );
-        assert_eq!(
-            err(r#"{"max_tokens": 10, "token_ratio": -1}"#),
-            "token_ratio"
-        );
-        assert_eq!(
-            err(r#"{"max_tokens": 10, "token_ratio": 1.5}"#),
-            "token_ratio"
-        );
+        for (json, field) in [
+            (r#"{"max_tokens": 0, "token_ratio": 0.1}"#, "max_tokens"),
+            (r#"{"max_tokens": 1001, "token_ratio": 0.1}"#, "max_tokens"),
+            (r#"{"max_tokens": 10, "token_ratio": 0}"#, "token_ratio"),
+            (
+                r#"{"max_tokens": 10, "token_ratio": 0.0009}"#,
+                "token_ratio",
+            ),
+            (r#"{"max_tokens": 10, "token_ratio": -1}"#, "token_ratio"),
+            (r#"{"max_tokens": 10, "token_ratio": 1.5}"#, "token_ratio"),
+        ] {
+            assert_eq!(err(json), field, "{json}");
+        }
         for bad in [
             r#"{"max_tokens": 10}"#,
             r#"{"token_ratio": 0.1}"#,
