@@ -39,6 +39,18 @@ pub enum PolicyKind {
     Fastest,
 }
 
+impl PolicyKind {
+    /// The policy's name as the config writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Sequential => "sequential",
+            PolicyKind::Hedged => "hedged",
+            PolicyKind::Weighted => "weighted",
+            PolicyKind::Fastest => "fastest",
+        }
+    }
+}
+
 /// One upstream provider.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -114,7 +114,7 @@ class Router:
         cls,
         providers: Sequence[Mapping[str, Any]],
         *,
-        policy: Literal["sequential", "hedged"] | None = None,
+        policy: Literal["sequential", "hedged", "weighted", "fastest"] | None = None,
         hedge_k: int | None = None,
         hedge_delay_ms: int | None = None,
         deadline_ms: int | None = None,
@@ -161,7 +161,7 @@ class Router:
     @property
     def provider_names(self) -> list[str]: ...
     @property
-    def policy(self) -> Literal["sequential", "hedged"]: ...
+    def policy(self) -> Literal["sequential", "hedged", "weighted", "fastest"]: ...
     def _in_flight(self) -> tuple[int, int, int]: ...
 
 def _thread_drivers() -> int: ...

@@ -12,7 +12,7 @@ use crate::json;
 use crate::route::Route;
 use crate::runtime::{fork_generation, runtime};
 use crate::stream::{AsyncStream, SyncStream};
-use f3dx_router_core::{ChatRequest, PolicyKind, Routed, RouterConfig};
+use f3dx_router_core::{ChatRequest, Routed, RouterConfig};
 use f3dx_router_tokio::{Router, RouterBuilder};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -294,10 +294,7 @@ impl PyRouter {
         })?;
         let config = RouterConfig::from_json(text.as_bytes())
             .map_err(|e| errors::config_error(py, &e, &secrets))?;
-        let policy = match config.policy {
-            PolicyKind::Hedged => "hedged",
-            _ => "sequential",
-        };
+        let policy = config.policy.name();
         let mut builder = Router::builder(config).seed(seed.unwrap_or(0));
         if let Some(pems) = root_certificates {
             for pem in pem_list(pems)? {

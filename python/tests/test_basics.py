@@ -91,7 +91,7 @@ def test_every_config_field_is_a_keyword(mock: MockServer) -> None:
         ({"providers": [{"name": "a", "kind": "openai", "base_url": "https://x", "timeout_ms": -1}]}, "providers[0].timeout_ms"),
         ({"providers": [{"name": "a", "kind": "openai", "base_url": "https://x", "colour": "red"}]}, "providers[0].colour"),
         ({"providers": [{"name": "a", "kind": "mock"}, {"name": "a", "kind": "mock"}]}, "providers[1].name"),
-        ({"providers": [{"name": "a", "kind": "mock"}], "policy": "fastest"}, "policy"),
+        ({"providers": [{"name": "a", "kind": "mock"}], "policy": "cheapest"}, "policy"),
         ({"providers": [{"name": "a", "kind": "mock"}], "policy": "hedged", "hedge_k": 2}, "hedge_k"),
         ({"providers": [{"name": "a", "kind": "mock"}], "hedge_k": "2"}, "hedge_k"),
         ({"providers": [{"name": "a", "kind": "mock"}], "deadline_ms": 0}, "deadline_ms"),
@@ -240,3 +240,11 @@ def test_a_circular_request_is_refused_and_the_next_one_goes_through(mock: MockS
         r.chat_completions(cyclic)
     assert mock.received("a") == []
     assert r.chat_completions(request()).route.provider == "a"
+
+
+@pytest.mark.parametrize("policy", ["sequential", "hedged", "weighted", "fastest"])
+def test_the_router_names_its_policy(policy: str) -> None:
+    r = Router([{"name": "a", "kind": "mock"}, {"name": "b", "kind": "mock", "weight": 0}], policy=policy)  # type: ignore[arg-type]
+    assert r.policy == policy
+    assert f"policy='{policy}'" in repr(r)
+    assert r.chat_completions({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).route.provider == "a"

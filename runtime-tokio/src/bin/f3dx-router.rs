@@ -213,9 +213,6 @@ fn check(path: &Path) -> Result<(), Failure> {
     let config = load_config(path)?;
     let mut out = std::io::stdout().lock();
     let policy = match config.policy {
-        PolicyKind::Sequential => "sequential".to_owned(),
-        PolicyKind::Weighted => "weighted".to_owned(),
-        PolicyKind::Fastest => "fastest".to_owned(),
         PolicyKind::Hedged => format!(
             "hedged (k={}, delay {})",
             config.effective_hedge_k(),
@@ -223,6 +220,7 @@ fn check(path: &Path) -> Result<(), Failure> {
                 .hedge_delay_ms
                 .unwrap_or(f3dx_router_core::config::HedgeDelaySetting::Fixed(0))
         ),
+        other => other.name().to_owned(),
     };
     let _ = writeln!(out, "{}: valid", path.display());
     let _ = writeln!(out, "policy: {policy}");
