@@ -123,14 +123,15 @@ impl Provider {
     }
 
     /// Turns a 2xx body into an OpenAI `chat.completion`, or says why it is not one.
-    pub fn decode_response(&self, body: Bytes, created: u64) -> Result<Bytes, codec::DecodeError> {
+    pub fn decode_response(
+        &self,
+        body: Bytes,
+        created: u64,
+    ) -> Result<codec::Decoded, codec::DecodeError> {
         match self.kind {
-            ProviderKind::Openai | ProviderKind::Mock => {
-                codec::openai::check_response(&body).map(|()| body)
-            }
-            ProviderKind::Anthropic => {
-                codec::anthropic::decode_response(&body, created).map(Bytes::from)
-            }
+            ProviderKind::Openai | ProviderKind::Mock => codec::openai::check_response(&body)
+                .map(|total_tokens| codec::Decoded { body, total_tokens }),
+            ProviderKind::Anthropic => codec::anthropic::decode_response(&body, created),
         }
     }
 

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 fn check_response(data: &[u8]) {
     if let Ok(out) = decode_response(data, 1_700_000_000) {
-        let json: Value = serde_json::from_slice(&out).expect("decode_response output is JSON");
+        let json: Value =
+            serde_json::from_slice(&out.body).expect("decode_response output is JSON");
         let message = &json["choices"][0]["message"];
         assert!(message.is_object(), "no choices[0].message in {json}");
         assert_eq!(json["object"], "chat.completion");

@@ -13,7 +13,7 @@
 //! Every JSON this module produces carries the fields `CreateChatCompletionResponse` and
 //! `CreateChatCompletionStreamResponse` of the OpenAI spec require.
 
-use crate::codec::{DecodeError, EncodeError, StreamItem};
+use crate::codec::{DecodeError, Decoded, EncodeError, StreamItem};
 use crate::request::ChatRequest;
 use crate::sse::SseEvent;
 use bytes::Bytes;
@@ -714,6 +714,14 @@ impl Usage {
         }
     }
 
+    /// Every token the answer counted: prompt (with cache reads and writes) plus output.
+    fn total(self) -> u64 {
+        self.input
+            .saturating_add(self.cache_creation)
+            .saturating_add(self.cache_read)
+            .saturating_add(self.output)
+    }
+
     fn to_openai(self) -> Value {
         let prompt = self.input + self.cache_creation + self.cache_read;
         let mut usage = json!({
@@ -741,7 +749,7 @@ fn required_str<'a>(v: &'a Value, key: &str, what: &str) -> Result<&'a str, Deco
 /// Text blocks are joined into `content`; `tool_use` blocks become `tool_calls`. Blocks with no
 /// OpenAI counterpart that do not change what the caller must act on (thinking, server-side tool
 /// use and its results, which Anthropic already folded into the text) are skipped.
-pub fn decode_response(body: &[u8], created: u64) -> Result<Vec<u8>, DecodeError> {
+pub fn decode_response(body: &[u8], created: u64) -> Result<Decoded, DecodeError> {
     let msg: Value = serde_json::from_slice(body)
         .map_err(|e| dec_err(format!("Anthropic response is not JSON: {e}")))?;
     match msg.get("type").and_then(Value::as_str) {
@@ -815,7 +823,10 @@ pub fn decode_response(body: &[u8], created: u64) -> Result<Vec<u8>, DecodeError
         }],
         "usage": usage.to_openai(),
     });
-    Ok(out.to_string().into_bytes())
+    Ok(Decoded {
+        body: Bytes::from(out.to_string()),
+        total_tokens: msg.get("usage").map(|_| usage.total()),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1262,7 +1273,12 @@ mod tests {
 
     fn decode(body: &Value) -> Value {
         let out = decode_response(body.to_string().as_bytes(), 1_772_049_756).unwrap();
-        let v: Value = serde_json::from_slice(&out).unwrap();
+        let v: Value = serde_json::from_slice(&out.body).unwrap();
+        assert_eq!(
+            out.total_tokens,
+            v.get("usage").map(|u| u["total_tokens"].as_u64().unwrap()),
+            "the decoded total is the translated usage's"
+        );
         check_response(&v);
         v
     }

@@ -34,25 +34,13 @@ pub enum StreamItem {
     Error { message: String },
 }
 
-/// `usage.total_tokens` of an OpenAI-shape answer, to correct a token budget's estimate. Only
-/// read when a provider has a `tpm` budget (it scans the body once more).
-pub(crate) fn usage_total_tokens(body: &[u8]) -> Option<u64> {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        usage: Option<Usage>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Usage {
-        total_tokens: Option<u64>,
-        prompt_tokens: Option<u64>,
-        completion_tokens: Option<u64>,
-    }
-    let usage = serde_json::from_slice::<Answer>(body).ok()?.usage?;
-    usage.total_tokens.or_else(|| {
-        Some(
-            usage
-                .prompt_tokens?
-                .saturating_add(usage.completion_tokens.unwrap_or(0)),
-        )
-    })
+/// A 2xx body as an OpenAI `chat.completion`, with the tokens its `usage` reports (total, or
+/// prompt plus completion), read in the same pass that checks or translates it: a token budget
+/// corrects its estimate from this without scanning the body again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// The OpenAI-shape body.
+    pub body: Bytes,
+    /// `usage` in tokens, when the provider reported it.
+    pub total_tokens: Option<u64>,
 }

@@ -23,10 +23,35 @@ pub fn encode_body(request: &ChatRequest, model: &str) -> Bytes {
 /// Just enough of `CreateChatCompletionResponse` to know a 2xx body is one: borrowed, the rest
 /// skipped, so checking a 1 KB body costs about as much as scanning it once.
 #[derive(Deserialize)]
-struct ResponseProbe {
+struct ResponseProbe<'a> {
     choices: Vec<ChoiceProbe>,
     #[serde(default)]
     error: Option<IgnoredAny>,
+    /// Kept raw and read on its own, so an odd `usage` (floats, strings) never fails the check.
+    #[serde(default, borrow)]
+    usage: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The token counts of an OpenAI `usage` object.
+#[derive(Deserialize)]
+struct UsageProbe {
+    total_tokens: Option<u64>,
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+impl UsageProbe {
+    /// `total_tokens`, else prompt plus completion; None when neither is a count.
+    fn total(raw: &serde_json::value::RawValue) -> Option<u64> {
+        let usage: UsageProbe = serde_json::from_str(raw.get()).ok()?;
+        usage.total_tokens.or_else(|| {
+            Some(
+                usage
+                    .prompt_tokens?
+                    .saturating_add(usage.completion_tokens.unwrap_or(0)),
+            )
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -36,8 +61,8 @@ struct ChoiceProbe {
 }
 
 /// Checks that a 2xx body is a chat completion. Some OpenAI-compatible servers answer 200 with an
-/// `{"error": ...}` body; that is not a success.
-pub fn check_response(body: &[u8]) -> Result<(), DecodeError> {
+/// `{"error": ...}` body; that is not a success. Returns the answer's `usage` in tokens.
+pub fn check_response(body: &[u8]) -> Result<Option<u64>, DecodeError> {
     let probe: ResponseProbe = serde_json::from_slice(body)
         .map_err(|e| DecodeError(format!("not an OpenAI chat completion: {e}")))?;
     if probe.error.is_some() {
@@ -46,7 +71,7 @@ pub fn check_response(body: &[u8]) -> Result<(), DecodeError> {
     if probe.choices.is_empty() {
         return Err(DecodeError("chat completion has no choices".to_owned()));
     }
-    Ok(())
+    Ok(probe.usage.and_then(UsageProbe::total))
 }
 
 /// Chunk fields that decide whether it carries part of the answer.
@@ -152,7 +177,9 @@ mod tests {
     #[test]
     fn response_check_rejects_what_is_not_a_completion() {
         let fixture = include_str!("../../../tests/fixtures/openai/responses/chat_text_stop.json");
-        assert!(check_response(fixture.as_bytes()).is_ok());
+        assert_eq!(check_response(fixture.as_bytes()), Ok(Some(51)));
+        let odd_usage = br#"{"choices":[{"message":{}}],"usage":{"total_tokens":"many"}}"#;
+        assert_eq!(check_response(odd_usage), Ok(None));
         assert!(check_response(b"<html>bad gateway</html>").is_err());
         assert!(
             check_response(br#"{"error":{"message":"x"},"choices":[{"message":{}}]}"#).is_err()

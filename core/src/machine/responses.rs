@@ -166,11 +166,11 @@ impl RouterMachine {
                 let body = a.body.take();
                 let provider = &self.providers[a.provider.0];
                 match provider.decode_response(body, created) {
-                    Ok(body) => {
+                    Ok(crate::codec::Decoded { body, total_tokens }) => {
                         let request = a.request;
                         let state = &mut self.state[a.provider.0];
                         if state.counts_tokens
-                            && let Some(used) = crate::codec::usage_total_tokens(&body)
+                            && let Some(used) = total_tokens
                         {
                             state.budget.correct(a.tokens, used);
                         }

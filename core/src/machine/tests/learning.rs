@@ -294,3 +294,26 @@ fn auto_hedge_delay_is_the_providers_p95_to_first_byte() {
         "{delay:?}"
     );
 }
+
+#[test]
+fn a_token_budget_is_corrected_by_the_usage_the_answer_reports() {
+    // tpm 60,000: a burst of 1,000 tokens. "hi" is estimated at 0 tokens, so what is left after
+    // one answer is what its usage said it cost.
+    let openai = r#"{"choices":[{"message":{}}],"usage":{"prompt_tokens":880,"completion_tokens":20,"total_tokens":900}}"#;
+    let anthropic = r#"{"type":"message","id":"msg_1","model":"claude","role":"assistant",
+        "content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn",
+        "usage":{"input_tokens":600,"cache_read_input_tokens":200,"output_tokens":100}}"#;
+    for (kind, body) in [("openai", openai), ("anthropic", anthropic)] {
+        let json = format!(
+            r#"{{"providers":[{{"name":"p0","kind":"{kind}","base_url":"https://p0.test/v1","tpm":60000}}]}}"#
+        );
+        let mut h = Harness {
+            m: RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap(),
+            now: Time::ZERO,
+        };
+        let (a, _) = sends(&h.start(1))[0];
+        assert!(outcome(&h.respond(a, 200, &[], body)).is_ok(), "{kind}");
+        let left = h.m.stats(h.now)[0].budget.tokens_remaining;
+        assert_eq!(left, Some(100), "{kind}: 900 of 1000 used");
+    }
+}
