@@ -288,6 +288,18 @@ impl Host {
         Call::new(self.clone(), id, slot)
     }
 
+    /// Cancels request `id` on behalf of its caller, who still holds its [`Call`] and gets the
+    /// machine's `Cancelled` outcome through it (a blocking caller is woken with it). For
+    /// cancelling from another thread; dropping the call does the same for its own thread.
+    pub fn cancel_call(self: &Arc<Self>, id: RequestId) {
+        self.locked(Blame::Request(id), |s| {
+            let now = self.timers.now();
+            let _ = s.machine.handle_input(now, Input::Cancel { id });
+            self.drain(s);
+            self.rearm(s);
+        });
+    }
+
     /// The caller gave up on `id` (its call was dropped).
     pub(crate) fn cancel(self: &Arc<Self>, id: RequestId) {
         self.locked(Blame::Request(id), |s| {

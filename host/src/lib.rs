@@ -103,4 +103,4 @@ pub use call::Call;
 pub use host::Host;
 pub use sink::AttemptSink;
 pub use slot::{Event, STREAM_BUFFER};
-pub use transport::{Attempt, AttemptAbort, TimerSource, Transport};
+pub use transport::{Attempt, AttemptAbort, TimerSource, Transport, io_error_kind};

@@ -61,3 +61,21 @@ pub trait TimerSource: Send + Sync + 'static {
     /// Called with the router's lock held: it must only signal, never block.
     fn wake_at(&self, at: Time);
 }
+
+/// What an I/O error of this kind means for an attempt, the same for every transport; `None`
+/// for kinds that say nothing about the connection (the transport looks further, or says
+/// [`TransportErrorKind::Other`]).
+pub fn io_error_kind(kind: std::io::ErrorKind) -> Option<f3dx_router_core::TransportErrorKind> {
+    use f3dx_router_core::TransportErrorKind;
+    use std::io::ErrorKind;
+    match kind {
+        ErrorKind::ConnectionRefused => Some(TransportErrorKind::Refused),
+        ErrorKind::TimedOut => Some(TransportErrorKind::Timeout),
+        ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::BrokenPipe
+        | ErrorKind::UnexpectedEof
+        | ErrorKind::NotConnected => Some(TransportErrorKind::Reset),
+        _ => None,
+    }
+}

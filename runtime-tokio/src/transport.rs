@@ -57,15 +57,8 @@ fn chain_kind(
             if let Some(kind) = chain_kind(inner) {
                 return Some(kind);
             }
-            match io.kind() {
-                io::ErrorKind::ConnectionRefused => return Some(TransportErrorKind::Refused),
-                io::ErrorKind::TimedOut => return Some(TransportErrorKind::Timeout),
-                io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::BrokenPipe
-                | io::ErrorKind::UnexpectedEof
-                | io::ErrorKind::NotConnected => return Some(TransportErrorKind::Reset),
-                _ => {}
+            if let Some(kind) = f3dx_router_host::io_error_kind(io.kind()) {
+                return Some(kind);
             }
         }
         source = err.source();
