@@ -294,3 +294,41 @@ fn auto_hedge_delay_is_the_providers_p95_to_first_byte() {
         "{delay:?}"
     );
 }
+
+/// Streams a `max_tokens: 900` request through `p0` (tpm 60,000: a burst of 1,000 tokens) and
+/// returns the tokens its budget has left after the stream ended.
+fn tokens_left_after_stream(sse: &str) -> Option<u64> {
+    let json = r#"{"providers":[{"name":"p0","kind":"openai","base_url":"https://p0.test/v1","tpm":60000}]}"#;
+    let mut m = RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap();
+    let request = ChatRequest::from_json(
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":900,"stream":true,"stream_options":{"include_usage":true}}"#
+            .to_owned(),
+    )
+    .unwrap();
+    m.handle_input(
+        Time::ZERO,
+        Input::Request {
+            id: RequestId(1),
+            request,
+        },
+    )
+    .unwrap();
+    let actions: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
+    let a = sends(&actions)[0].0;
+    assert!(outcome(&feed(&mut m, a, 200, &[sse], true)).is_ok());
+    m.stats(Time::ZERO)[0].budget.tokens_remaining
+}
+
+#[test]
+fn a_streams_final_usage_corrects_the_token_budget() {
+    // Estimated 900 (max_tokens) + 0 (two characters / 4): 100 of the 1,000 left at send.
+    let without_usage: String = OPENAI_STREAM
+        .split("\n\n")
+        .filter(|event| !event.contains("\"usage\":{"))
+        .map(|event| format!("{event}\n\n"))
+        .collect();
+    assert_eq!(tokens_left_after_stream(&without_usage), Some(100));
+    // The recording's usage chunk says 44 tokens: the other 856 come back.
+    assert!(OPENAI_STREAM.contains(r#""total_tokens":44"#));
+    assert_eq!(tokens_left_after_stream(OPENAI_STREAM), Some(956));
+}
