@@ -78,7 +78,9 @@ pub async fn out_of_budget_everywhere_is_rate_limited<D: Driver>() {
     ]});
     cfg["deadline_ms"] = json!(1000);
     let d = D::build(config(cfg), None);
-    d.call(request("first")).await.expect("the burst admits one");
+    d.call(request("first"))
+        .await
+        .expect("the burst admits one");
     let err = d.call(request("second")).await.unwrap_err();
     let RouteError::RateLimited {
         retry_after,
@@ -112,11 +114,19 @@ pub async fn learned_budget_stops_sends_before_the_429<D: Driver>() {
     };
     server.script(
         "a",
-        vec![left(2), left(1), left(0), Step::status(429).retry_after("20")],
+        vec![
+            left(2),
+            left(1),
+            left(0),
+            Step::status(429).retry_after("20"),
+        ],
     );
     let d = D::build(config(providers(&server, &["a", "b"])), None);
     for i in 0..3 {
-        let routed = d.call(request(&format!("learn {i}"))).await.expect("served");
+        let routed = d
+            .call(request(&format!("learn {i}")))
+            .await
+            .expect("served");
         assert_eq!(outcomes(&routed.attempts), vec![success("a")], "call {i}");
     }
     let routed = d.call(request("after")).await.expect("served");
