@@ -150,6 +150,21 @@ fn stats_routes_a_batch_and_prints_what_the_router_learned() {
     );
 }
 
+/// The README's `stats` example: `down` fails every call and its breaker opens; `big` and
+/// `small` serve everything, `big` no more than its `rpm`/`burst` admit.
+#[test]
+fn the_learning_example_config_runs_with_stats() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/learning.json");
+    let out = run(&["stats", "--config", example], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = stats_rows(&stdout(&out));
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(names, ["big", "small", "down"]);
+    assert_eq!(rows[0].2 + rows[1].2, 200, "{rows:?}");
+    assert!(rows[0].1 >= 100, "big's burst is 100: {rows:?}");
+    assert_eq!((rows[2].2, rows[2].4.as_str()), (0, "open"), "{rows:?}");
+}
+
 #[test]
 fn chat_with_stats_prints_the_table_on_stderr() {
     let config = mock_config();
