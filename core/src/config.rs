@@ -510,11 +510,17 @@ mod tests {
         let e = err(&format!(r#"{{"providers":[{P}],"hedge_k":true}}"#));
         assert!(!e.to_string().contains("line 1"), "{e}");
         // An unknown enum name (a policy, a kind) is a value too.
-        let e = err(&format!(r#"{{"providers":[{P}],"policy":"sk-live-secret"}}"#));
+        let e = err(&format!(
+            r#"{{"providers":[{P}],"policy":"sk-live-secret"}}"#
+        ));
         assert_eq!(e.field(), "policy");
         assert!(!e.to_string().contains("sk-live"), "{e}");
-        assert!(e.to_string().contains("`weighted`"), "the choices stay: {e}");
-        let e = err(r#"{"providers":[{"name":"a","kind":"sk-live-secret","base_url":"https://x"}]}"#);
+        assert!(
+            e.to_string().contains("`weighted`"),
+            "the choices stay: {e}"
+        );
+        let e =
+            err(r#"{"providers":[{"name":"a","kind":"sk-live-secret","base_url":"https://x"}]}"#);
         assert!(!e.to_string().contains("sk-live"), "{e}");
     }
 

@@ -295,10 +295,13 @@ fn auto_hedge_delay_is_the_providers_p95_to_first_byte() {
     );
 }
 
-/// Streams a `max_tokens: 900` request through `p0` (tpm 60,000: a burst of 1,000 tokens) and
-/// returns the tokens its budget has left after the stream ended.
-fn tokens_left_after_stream(sse: &str) -> Option<u64> {
-    let json = r#"{"providers":[{"name":"p0","kind":"openai","base_url":"https://p0.test/v1","tpm":60000}]}"#;
+const OPENAI_TPM: &str =
+    r#"{"name":"p0","kind":"openai","base_url":"https://p0.test/v1","tpm":60000}"#;
+
+/// Streams a `max_tokens: 900` request through `provider` (tpm 60,000: a burst of 1,000 tokens)
+/// and returns the tokens its budget has left after the stream ended.
+fn tokens_left_after_stream(provider: &str, sse: &str) -> Option<u64> {
+    let json = format!(r#"{{"providers":[{provider}]}}"#);
     let mut m = RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap();
     let request = ChatRequest::from_json(
         r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":900,"stream":true,"stream_options":{"include_usage":true}}"#
@@ -327,8 +330,21 @@ fn a_streams_final_usage_corrects_the_token_budget() {
         .filter(|event| !event.contains("\"usage\":{"))
         .map(|event| format!("{event}\n\n"))
         .collect();
-    assert_eq!(tokens_left_after_stream(&without_usage), Some(100));
+    assert_eq!(
+        tokens_left_after_stream(OPENAI_TPM, &without_usage),
+        Some(100)
+    );
     // The recording's usage chunk says 44 tokens: the other 856 come back.
     assert!(OPENAI_STREAM.contains(r#""total_tokens":44"#));
-    assert_eq!(tokens_left_after_stream(OPENAI_STREAM), Some(956));
+    assert_eq!(
+        tokens_left_after_stream(OPENAI_TPM, OPENAI_STREAM),
+        Some(956)
+    );
+    // An Anthropic stream's usage (11 in, 6 out in the recording) comes in its translation's
+    // final chunk.
+    let anthropic = r#"{"name":"an","kind":"anthropic","base_url":"https://an.test/v1","api_key":"sk-ant","tpm":60000}"#;
+    assert_eq!(
+        tokens_left_after_stream(anthropic, ANTHROPIC_STREAM),
+        Some(983)
+    );
 }
