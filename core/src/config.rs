@@ -423,15 +423,21 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// serde quotes the offending string value (`invalid type: string "sk-..."`); a key pasted into the
-/// wrong field must not come back in an error, so quoted values are cut out.
+/// serde quotes the offending string value (`invalid type: string "sk-..."`, `unknown variant
+/// `sk-...``); a key pasted into the wrong field must not come back in an error, so quoted
+/// values are cut out (the expected choices that follow an unknown variant stay).
 fn redact_serde_message(message: &str) -> String {
+    const QUOTED: [(&str, char); 2] = [("string \"", '"'), ("unknown variant `", '`')];
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
-    while let Some(start) = rest.find("string \"") {
-        out.push_str(&rest[..start + "string".len()]);
-        let after = &rest[start + "string \"".len()..];
-        rest = after.find('"').map_or("", |end| &after[end + 1..]);
+    while let Some((start, opener, closer)) = QUOTED
+        .iter()
+        .filter_map(|(opener, closer)| rest.find(opener).map(|at| (at, *opener, *closer)))
+        .min_by_key(|(at, ..)| *at)
+    {
+        out.push_str(&rest[..start + opener.len() - 2]);
+        let after = &rest[start + opener.len()..];
+        rest = after.find(closer).map_or("", |end| &after[end + 1..]);
     }
     out.push_str(rest);
     out
@@ -503,6 +509,19 @@ mod tests {
         assert!(!e.to_string().contains("sk-live"), "{e}");
         let e = err(&format!(r#"{{"providers":[{P}],"hedge_k":true}}"#));
         assert!(!e.to_string().contains("line 1"), "{e}");
+        // An unknown enum name (a policy, a kind) is a value too.
+        let e = err(&format!(
+            r#"{{"providers":[{P}],"policy":"sk-live-secret"}}"#
+        ));
+        assert_eq!(e.field(), "policy");
+        assert!(!e.to_string().contains("sk-live"), "{e}");
+        assert!(
+            e.to_string().contains("`weighted`"),
+            "the choices stay: {e}"
+        );
+        let e =
+            err(r#"{"providers":[{"name":"a","kind":"sk-live-secret","base_url":"https://x"}]}"#);
+        assert!(!e.to_string().contains("sk-live"), "{e}");
     }
 
     #[test]

@@ -411,6 +411,13 @@ impl Host {
         read(&self.lock().machine)
     }
 
+    /// What the machine knows about each provider now, in config order, at the driver's clock:
+    /// one consistent moment, taken under the lock.
+    pub fn stats(&self) -> Vec<f3dx_router_core::ProviderStats> {
+        let now = self.timers.now();
+        self.inspect(|machine| machine.stats(now))
+    }
+
     /// `(requests, attempts)` the machine holds, and the attempts the host holds (sent, neither
     /// ended nor cancelled).
     pub fn in_flight(&self) -> (usize, usize, usize) {

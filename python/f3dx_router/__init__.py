@@ -29,23 +29,35 @@ from f3dx_router._native import (
     __version__,
 )
 from f3dx_router._router import Router
-from f3dx_router._types import ChatCompletion
+from f3dx_router._types import (
+    BudgetStats,
+    ChatCompletion,
+    HealthConfig,
+    HedgeQuantile,
+    ProviderStats,
+    ThrottleConfig,
+)
 
 __all__ = [
     "AllProvidersFailedError",
     "AsyncChatCompletionStream",
     "Attempt",
+    "BudgetStats",
     "ChatCompletion",
     "ChatCompletionStream",
     "DeadlineExceededError",
     "HardFailureError",
+    "HealthConfig",
+    "HedgeQuantile",
     "InvalidRequestError",
+    "ProviderStats",
     "RateLimitedError",
     "Route",
     "Router",
     "RouterConfigError",
     "RouterError",
     "StreamInterruptedError",
+    "ThrottleConfig",
     "UnsupportedError",
     "__version__",
 ]

@@ -6,7 +6,13 @@ from typing import Any, Literal, TypeAlias, final, overload
 
 from typing_extensions import disjoint_base
 
-from f3dx_router._types import ChatCompletion
+from f3dx_router._types import (
+    ChatCompletion,
+    HealthConfig,
+    HedgeQuantile,
+    ProviderStats,
+    ThrottleConfig,
+)
 
 __version__: str
 __all__ = [
@@ -101,9 +107,13 @@ class Router:
 
     ``providers`` is a list of dicts with the keys of the JSON config: ``name``, ``kind``
     (``"openai"``, ``"anthropic"``, ``"mock"``), ``base_url``, ``api_key`` or ``api_key_env``,
-    ``model``, ``model_map``, ``timeout_ms``, ``weight``, ``headers``, ``anthropic_version``,
-    ``default_max_tokens``, ``mock``. Every invalid value raises ``RouterConfigError`` naming the
-    field (``providers[1].base_url``). ``seed`` seeds everything random (hedge order, mocks);
+    ``model``, ``model_map``, ``timeout_ms``, ``weight`` (``policy="weighted"``'s share, default
+    1; 0 only as a last resort), ``rpm``, ``tpm``, ``burst`` (a budget per minute),
+    ``headers``, ``anthropic_version``, ``default_max_tokens``, ``mock``. Every invalid value
+    raises ``RouterConfigError`` naming the field (``providers[1].base_url``), never echoing it.
+    ``health`` sets the circuit breaker, ``throttle`` the retry/hedge throttle (off unless set),
+    ``latency_half_life_ms`` the decay of ``"fastest"``'s latency estimate, and
+    ``hedge_delay_ms="auto"`` (or ``{"quantile": q}``) learns the hedge delay. ``seed`` seeds everything random (hedge order, mocks);
     ``root_certificates`` adds trusted CA certificates (PEM) to the built-in web roots.
     ``proxy`` (an ``http://`` URL, credentials allowed) sends every provider through that proxy;
     without it, ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` are read unless
@@ -116,12 +126,15 @@ class Router:
         *,
         policy: Literal["sequential", "hedged", "weighted", "fastest"] | None = None,
         hedge_k: int | None = None,
-        hedge_delay_ms: int | None = None,
+        hedge_delay_ms: int | Literal["auto"] | HedgeQuantile | None = None,
         deadline_ms: int | None = None,
         ttft_ms: int | None = None,
         max_attempts: int | None = None,
         max_response_bytes: int | None = None,
         retry_after_cap_ms: int | None = None,
+        health: HealthConfig | None = None,
+        throttle: ThrottleConfig | None = None,
+        latency_half_life_ms: int | None = None,
         seed: int | None = None,
         root_certificates: str | bytes | Sequence[str | bytes] | None = None,
         connect_timeout_ms: int | None = None,
@@ -158,6 +171,9 @@ class Router:
     def achat_completions(
         self, request: Mapping[str, Any], *, stream: bool | None = None
     ) -> Awaitable[ChatCompletion | AsyncChatCompletionStream]: ...
+    def stats(self) -> list[ProviderStats]:
+        """What the router knows about each provider now, one dict per provider in config
+        order (see ``ProviderStats``)."""
     @property
     def provider_names(self) -> list[str]: ...
     @property

@@ -8,6 +8,7 @@
 //!   release the GIL and watch for Ctrl-C, async calls that are real awaitables).
 //! - [`stream`]: `ChatCompletionStream` and `AsyncChatCompletionStream` over a `ChunkStream`.
 //! - [`route`]: `Route` and `Attempt`, the route metadata of every answer and error.
+//! - [`stats`]: `Router.stats()`, core's per-provider snapshot as dicts.
 //! - [`errors`]: the exception hierarchy under `RouterError`, and key scrubbing.
 //! - [`runtime`]: the multi-thread tokio runtime the extension owns (one per process: rebuilt
 //!   in a forked child).
@@ -25,6 +26,7 @@ mod net;
 mod route;
 mod router;
 mod runtime;
+mod stats;
 mod stream;
 
 use pyo3::prelude::*;

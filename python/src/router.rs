@@ -241,6 +241,9 @@ impl PyRouter {
         max_attempts = None,
         max_response_bytes = None,
         retry_after_cap_ms = None,
+        health = None,
+        throttle = None,
+        latency_half_life_ms = None,
         seed = None,
         root_certificates = None,
         connect_timeout_ms = None,
@@ -259,6 +262,9 @@ impl PyRouter {
         max_attempts: Option<&Bound<'_, PyAny>>,
         max_response_bytes: Option<&Bound<'_, PyAny>>,
         retry_after_cap_ms: Option<&Bound<'_, PyAny>>,
+        health: Option<&Bound<'_, PyAny>>,
+        throttle: Option<&Bound<'_, PyAny>>,
+        latency_half_life_ms: Option<&Bound<'_, PyAny>>,
         seed: Option<u64>,
         root_certificates: Option<&Bound<'_, PyAny>>,
         connect_timeout_ms: Option<u64>,
@@ -277,6 +283,9 @@ impl PyRouter {
             ("max_attempts", max_attempts),
             ("max_response_bytes", max_response_bytes),
             ("retry_after_cap_ms", retry_after_cap_ms),
+            ("health", health),
+            ("throttle", throttle),
+            ("latency_half_life_ms", latency_half_life_ms),
             ("proxy", proxy),
             ("trust_env", trust_env),
         ] {
@@ -392,7 +401,15 @@ impl PyRouter {
         self.builder.provider_names()
     }
 
-    /// `"sequential"` or `"hedged"`.
+    /// What the router knows about each provider now, in config order: one dict each (see
+    /// `ProviderStats` in the stubs). Read under the machine's lock, with the GIL released.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let router = self.router(py)?;
+        let stats = py.detach(|| router.stats());
+        crate::stats::to_python(py, &stats)
+    }
+
+    /// `"sequential"`, `"hedged"`, `"weighted"` or `"fastest"`.
     #[getter]
     fn policy(&self) -> &'static str {
         self.policy

@@ -45,7 +45,7 @@ mod stream;
 mod workers;
 
 pub use error::{RouterBuildError, RouterCallError};
-pub use f3dx_router_core::{ChatRequest, RouteError, Routed, RouterConfig};
+pub use f3dx_router_core::{ChatRequest, ProviderStats, RouteError, Routed, RouterConfig};
 pub use stream::ChunkIter;
 
 use clock::Clock;
@@ -265,6 +265,12 @@ impl Router {
     pub fn chat_completions_stream(&self, request: ChatRequest) -> ChunkIter {
         let call = self.host.submit(request, true, self.transport());
         ChunkIter::new(call, self.host.clone(), self.clock.clone())
+    }
+
+    /// What the router knows about each provider now, in config order: counts, latency,
+    /// breaker, cooldown and budget (see [`ProviderStats`]); clones share it.
+    pub fn stats(&self) -> Vec<ProviderStats> {
+        self.host.stats()
     }
 
     /// Requests and attempts the host holds. For tests.

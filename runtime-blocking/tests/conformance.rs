@@ -3,7 +3,7 @@
 //! future cancels it through its `Canceller`, as a program would from another thread.
 
 use f3dx_router_blocking::{Canceller, Router};
-use f3dx_router_core::{ChatRequest, RouteError, Routed, RouterConfig};
+use f3dx_router_core::{ChatRequest, ProviderStats, RouteError, Routed, RouterConfig};
 use f3dx_router_testkit::conformance::{Driver, StreamResult};
 use futures_util::future::BoxFuture;
 
@@ -90,6 +90,10 @@ impl Driver for Blocking {
 
     fn in_flight(&self) -> (usize, usize) {
         self.0.in_flight()
+    }
+
+    fn stats(&self) -> Vec<ProviderStats> {
+        self.0.stats()
     }
 
     fn open_tasks(&self) -> usize {

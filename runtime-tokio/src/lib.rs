@@ -57,7 +57,9 @@ pub use client::{
 };
 pub use error::{RouterBuildError, RouterCallError};
 pub use eyeballs::{ATTEMPT_DELAY, connect_first};
-pub use f3dx_router_core::{ChatRequest, RouteError, Routed, RouterConfig};
+pub use f3dx_router_core::{
+    BreakerStats, ChatRequest, ProviderStats, RouteError, Routed, RouterConfig,
+};
 /// The host's transport seam under the names this crate's API has always used:
 /// [`Router::with_spawner`] takes an [`AttemptSpawner`].
 pub use f3dx_router_host::{
@@ -294,6 +296,13 @@ impl Router {
     /// The configured provider names, in preference order.
     pub fn provider_names(&self) -> &[String] {
         &self.providers
+    }
+
+    /// What the router knows about each provider now, in config order: counts, latency, breaker,
+    /// cooldown and budget (see [`ProviderStats`]). Taken under the machine's lock, so it is one
+    /// consistent moment; clones share it (they share the machine).
+    pub fn stats(&self) -> Vec<ProviderStats> {
+        self.host.stats()
     }
 
     /// `(requests, attempts)` the machine holds in flight. For tests.

@@ -1,4 +1,5 @@
-//! The `f3dx-router` binary, run as a process: `chat` (plain and `--stream`), `check`, and its
+//! The `f3dx-router` binary, run as a process: `chat` (plain, `--stream`, `--stats`), `check`,
+//! `stats`, and its
 //! errors (usage, missing or invalid config, unset key variable, a failed route), over in-process
 //! `mock` providers, plus runs against the mock provider HTTP server on loopback.
 
@@ -98,6 +99,106 @@ fn chat_prints_the_answer_and_a_route_summary() {
     );
     assert!(err.contains("steady ok 200"), "{err}");
     assert_eq!(err.lines().count(), 1, "one summary line: {err}");
+}
+
+/// `(name, requests, ok, soft, breaker)` of each row of a stats table.
+fn stats_rows(table: &str) -> Vec<(String, u64, u64, u64, String)> {
+    let mut lines = table.lines();
+    let header = lines.next().expect("a header");
+    assert!(header.starts_with("provider requests"), "{table}");
+    lines
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let n = |i: usize| f[i].parse::<u64>().unwrap_or_else(|_| panic!("{line}"));
+            (f[0].to_owned(), n(1), n(2), n(3), f[10].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn stats_routes_a_batch_and_prints_what_the_router_learned() {
+    let config = mock_config();
+    let out = run(
+        &[
+            "stats",
+            "--config",
+            config.to_str().unwrap(),
+            "--requests",
+            "40",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // flaky fails every call: five 503s in a row open its breaker (requests already sent to it
+    // when the fifth failed, up to one per concurrent request, still fail), steady serves all 40.
+    let rows = stats_rows(&stdout(&out));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (name, requests, ok, soft, breaker) = &rows[0];
+    assert_eq!((name.as_str(), *ok, breaker.as_str()), ("flaky", 0, "open"));
+    assert!(
+        *soft == *requests && (5..=20).contains(requests),
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows[1],
+        ("steady".to_owned(), 40, 40, 0, "closed".to_owned())
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("40 requests in") && err.contains("40 served, 0 failed"),
+        "{err}"
+    );
+}
+
+/// The README's `stats` example: `down` fails every call and its breaker opens; `big` and
+/// `small` serve everything, `big` no more than its `rpm`/`burst` admit.
+#[test]
+fn the_learning_example_config_runs_with_stats() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/learning.json");
+    let out = run(&["stats", "--config", example], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = stats_rows(&stdout(&out));
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(names, ["big", "small", "down"]);
+    assert_eq!(rows[0].2 + rows[1].2, 200, "{rows:?}");
+    assert!(rows[0].1 >= 100, "big's burst is 100: {rows:?}");
+    assert_eq!((rows[2].2, rows[2].4.as_str()), (0, "open"), "{rows:?}");
+}
+
+#[test]
+fn chat_with_stats_prints_the_table_on_stderr() {
+    let config = mock_config();
+    let out = run(
+        &["chat", "--stats", "-c", config.to_str().unwrap(), "what?"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "the answer is 42\n");
+    let err = stderr(&out);
+    let table: String = err.lines().take(3).map(|l| format!("{l}\n")).collect();
+    assert_eq!(
+        stats_rows(&table),
+        [
+            ("flaky".to_owned(), 1, 0, 1, "closed".to_owned()),
+            ("steady".to_owned(), 1, 1, 0, "closed".to_owned()),
+        ]
+    );
+    assert!(
+        err.lines()
+            .nth(3)
+            .is_some_and(|l| l.starts_with("routed via steady")),
+        "{err}"
+    );
+}
+
+#[test]
+fn stats_needs_a_positive_request_count() {
+    let config = mock_config();
+    for bad in ["0", "-3", "many"] {
+        let out = run(&["stats", "-c", config.to_str().unwrap(), "-n", bad], &[]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--requests"), "{}", stderr(&out));
+    }
 }
 
 #[test]

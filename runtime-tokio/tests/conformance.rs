@@ -1,6 +1,6 @@
 //! The testkit's conformance suite, run against the tokio driver: one test per scenario.
 
-use f3dx_router_core::{ChatRequest, RouteError, Routed, RouterConfig};
+use f3dx_router_core::{ChatRequest, ProviderStats, RouteError, Routed, RouterConfig};
 use f3dx_router_testkit::conformance::{Driver, StreamResult};
 use f3dx_router_tokio::Router;
 use futures_util::StreamExt;
@@ -64,6 +64,10 @@ impl Driver for Tokio {
 
     fn in_flight(&self) -> (usize, usize) {
         self.0.in_flight()
+    }
+
+    fn stats(&self) -> Vec<ProviderStats> {
+        self.0.stats()
     }
 
     fn open_tasks(&self) -> usize {

@@ -319,6 +319,18 @@ async fn a_closed_port_is_a_transport_failure_then_the_mock_serves() {
         ]
     );
     settled(&r).await;
+    // The stats say the same, per provider in config order, and clones share them.
+    let stats = r.clone().stats();
+    let names: Vec<&str> = stats.iter().map(|s| &*s.name).collect();
+    assert_eq!(names, ["down", "a"]);
+    let counts = |s: &f3dx_router_tokio::ProviderStats| {
+        (s.requests, s.successes, s.soft_failures, s.in_flight)
+    };
+    assert_eq!(counts(&stats[0]), (1, 0, 1, 0));
+    assert_eq!(counts(&stats[1]), (1, 1, 0, 0));
+    assert!(stats[1].latency_ewma_ms.is_some());
+    assert_eq!(stats[0].breaker, f3dx_router_tokio::BreakerStats::Closed);
+    assert_eq!(stats[0].cooldown_until, None);
 }
 
 /// A TCP sink that reads the request and never answers: the attempt times out, the machine

@@ -60,6 +60,20 @@ struct ChoiceProbe {
     message: IgnoredAny,
 }
 
+/// `usage` in tokens of one OpenAI-shape JSON object: a stream's usage chunk, which corrects a
+/// token budget as a whole answer's `usage` does.
+pub(crate) fn usage_total_tokens(json: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct WithUsage<'a> {
+        #[serde(default, borrow)]
+        usage: Option<&'a serde_json::value::RawValue>,
+    }
+    serde_json::from_slice::<WithUsage>(json)
+        .ok()?
+        .usage
+        .and_then(UsageProbe::total)
+}
+
 /// Checks that a 2xx body is a chat completion. Some OpenAI-compatible servers answer 200 with an
 /// `{"error": ...}` body; that is not a success. Returns the answer's `usage` in tokens.
 pub fn check_response(body: &[u8]) -> Result<Option<u64>, DecodeError> {

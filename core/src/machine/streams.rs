@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// What a chunk with token counts holds (compact JSON, as providers and the translation write it).
+const USAGE: &[u8] = b"\"usage\":{";
+
 impl RouterMachine {
     /// Decodes parsed events; `ended` when the body is over (a stream that ends without its
     /// terminator is broken).
@@ -65,6 +68,7 @@ impl RouterMachine {
     }
 
     fn stream_chunk(&mut self, now: Time, attempt: AttemptId, json: Bytes, content: bool) {
+        self.correct_tokens(attempt, &json);
         let Some(a) = self.attempts.get_mut(&attempt) else {
             return;
         };
@@ -90,6 +94,25 @@ impl RouterMachine {
             });
         } else {
             stream.held.push(json);
+        }
+    }
+
+    /// A stream's usage chunk (OpenAI's last one with `stream_options.include_usage`, and the
+    /// Anthropic translation's) corrects the token budget's estimate as a non-stream answer's
+    /// `usage` does. The attempt then holds the reported count, so a second usage chunk
+    /// corrects by the difference only. Only providers with a `tpm` look, and only into chunks
+    /// that name a usage object.
+    fn correct_tokens(&mut self, attempt: AttemptId, chunk: &[u8]) {
+        let Some(a) = self.attempts.get_mut(&attempt) else {
+            return;
+        };
+        let state = &mut self.state[a.provider.0];
+        if !state.counts_tokens || !chunk.windows(USAGE.len()).any(|w| w == USAGE) {
+            return;
+        }
+        if let Some(used) = crate::codec::openai::usage_total_tokens(chunk) {
+            state.budget.correct(a.tokens, used);
+            a.tokens = used;
         }
     }
 

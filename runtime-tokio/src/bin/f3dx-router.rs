@@ -1,15 +1,18 @@
-//! `f3dx-router`: route one chat request from the command line, or check a router config.
+//! `f3dx-router`: route one chat request from the command line, check a router config, or route
+//! a batch and print what the router learned about each provider.
 //!
 //! ```text
-//! f3dx-router chat --config router.json [--stream] [--model M] "prompt"
+//! f3dx-router chat --config router.json [--stream] [--stats] [--model M] "prompt"
 //! f3dx-router check --config router.json
+//! f3dx-router stats --config router.json [--requests N] [--model M]
 //! ```
 //!
 //! Keys come from the environment variables the config names in `api_key_env`; they are never
 //! printed. See `f3dx-router --help` for the exit codes.
 
 use f3dx_router_core::{
-    AttemptRecord, ChatRequest, ConfigError, PolicyKind, ProviderKind, RouteError, RouterConfig,
+    AttemptRecord, BreakerStats, ChatRequest, ConfigError, PolicyKind, ProviderKind, ProviderStats,
+    RouteError, RouterConfig,
 };
 use f3dx_router_tokio::{Router, RouterBuildError};
 use futures_util::StreamExt;
@@ -23,8 +26,9 @@ const USAGE: &str = "\
 f3dx-router: route an OpenAI-shape chat request through the providers of a router config
 
 USAGE:
-    f3dx-router chat --config FILE [--stream] [--model MODEL] PROMPT
+    f3dx-router chat --config FILE [--stream] [--stats] [--model MODEL] PROMPT
     f3dx-router check --config FILE
+    f3dx-router stats --config FILE [--requests N] [--model MODEL]
     f3dx-router --help | --version
 
 COMMANDS:
@@ -33,10 +37,16 @@ COMMANDS:
              every attempt with its outcome and latency) goes to stderr.
     check    Validate the config, check every api_key_env variable is set, and list the
              providers (never their keys).
+    stats    Route N requests (default 200, 16 at a time; each a short user message) and print
+             what the router then knows about each provider: attempts and how they ended,
+             latency (peak EWMA, p50, p99), breaker, Retry-After cooldown, budget left. Made
+             for `mock` providers: with real ones, every request is a billed call.
 
 OPTIONS:
     -c, --config FILE    Router config (JSON; the same format as RouterConfig::from_json)
     -s, --stream         Stream the answer (\"stream\": true)
+        --stats          After `chat`, print the provider stats table on stderr
+    -n, --requests N     How many requests `stats` routes (default 200)
     -m, --model MODEL    The requested model (default: gpt-4o-mini); each provider's `model`
                          or `model_map` may rename it
     -h, --help           Print this help
@@ -45,7 +55,7 @@ OPTIONS:
     PROMPT may be `-` to read it from stdin. `--` ends the options.
 
 EXIT CODES:
-    0  success
+    0  success (for `stats`: the batch was routed, whatever each request's outcome)
     1  the request was routed and failed (the attempts are listed on stderr)
     2  usage error
     3  config error: file unreadable, invalid config (the field is named), or an
@@ -53,6 +63,9 @@ EXIT CODES:
 ";
 
 const DEFAULT_MODEL: &str = "gpt-4o-mini";
+/// Requests `stats` routes by default, and how many at a time.
+const DEFAULT_STATS_REQUESTS: usize = 200;
+const STATS_CONCURRENCY: usize = 16;
 
 /// Exit codes (see `USAGE`).
 const EXIT_ROUTE: u8 = 1;
@@ -66,11 +79,17 @@ enum Command {
     Chat {
         config: PathBuf,
         stream: bool,
+        stats: bool,
         model: String,
         prompt: String,
     },
     Check {
         config: PathBuf,
+    },
+    Stats {
+        config: PathBuf,
+        requests: usize,
+        model: String,
     },
 }
 
@@ -100,22 +119,25 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Failure
     let mut args = args.into_iter();
     let Some(command) = args.next() else {
         return Err(Failure::usage(
-            "error: a command is required (chat or check)",
+            "error: a command is required (chat, check or stats)",
         ));
     };
     match command.as_str() {
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "-V" | "--version" => return Ok(Command::Version),
-        "chat" | "check" => {}
+        "chat" | "check" | "stats" => {}
         other => {
             return Err(Failure::usage(format!(
-                "error: unknown command {other:?} (expected chat or check)"
+                "error: unknown command {other:?} (expected chat, check or stats)"
             )));
         }
     }
     let chat = command == "chat";
+    let batch = command == "stats";
     let mut config = None;
     let mut stream = false;
+    let mut stats = false;
+    let mut requests = DEFAULT_STATS_REQUESTS;
     let mut model = None;
     let mut positional = Vec::new();
     let mut options_done = false;
@@ -140,7 +162,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Failure
             "-h" | "--help" => return Ok(Command::Help),
             "-c" | "--config" => config = Some(PathBuf::from(value("a file")?)),
             "-s" | "--stream" if chat && inline.is_none() => stream = true,
-            "-m" | "--model" if chat => {
+            "--stats" if chat && inline.is_none() => stats = true,
+            "-n" | "--requests" if batch => {
+                requests = value("a number")?
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        Failure::usage("error: --requests must be a whole number > 0")
+                    })?;
+            }
+            "-m" | "--model" if chat || batch => {
                 let m = value("a model name")?;
                 if m.is_empty() {
                     return Err(Failure::usage("error: --model must not be empty"));
@@ -162,8 +194,15 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Failure
     if !chat {
         if let Some(extra) = positional.first() {
             return Err(Failure::usage(format!(
-                "error: unexpected argument {extra:?} for `check`"
+                "error: unexpected argument {extra:?} for `{command}`"
             )));
+        }
+        if batch {
+            return Ok(Command::Stats {
+                config,
+                requests,
+                model: model.unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
+            });
         }
         return Ok(Command::Check { config });
     }
@@ -180,6 +219,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Failure
     Ok(Command::Chat {
         config,
         stream,
+        stats,
         model: model.unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
         prompt,
     })
@@ -283,7 +323,7 @@ fn check(path: &Path) -> Result<(), Failure> {
     }
 }
 
-fn chat(path: &Path, stream: bool, model: &str, prompt: &str) -> Result<(), Failure> {
+fn chat(path: &Path, stream: bool, stats: bool, model: &str, prompt: &str) -> Result<(), Failure> {
     let config = load_config(path)?;
     let prompt = if prompt == "-" {
         let mut text = String::new();
@@ -299,6 +339,37 @@ fn chat(path: &Path, stream: bool, model: &str, prompt: &str) -> Result<(), Fail
         "stream": stream,
     }))
     .map_err(|e| Failure::usage(format!("error: {e}")))?;
+    let (router, runtime) = start(path, config)?;
+    let started = Instant::now();
+    let outcome = runtime.block_on(async {
+        if stream {
+            stream_chat(&router, request).await
+        } else {
+            let routed = router.chat_completions(request).await?;
+            print_completion(&routed.body);
+            Ok(routed)
+        }
+    });
+    let elapsed = started.elapsed();
+    if stats {
+        eprint!("{}", stats_table(&router.stats()));
+    }
+    match outcome {
+        Ok(routed) => {
+            eprintln!(
+                "routed via {} in {}; attempts: {}",
+                routed.provider_name,
+                ms(elapsed),
+                attempts_line(&routed.attempts)
+            );
+            Ok(())
+        }
+        Err(error) => Err(route_failure(&error, elapsed)),
+    }
+}
+
+/// The router for `config` and a runtime to drive it.
+fn start(path: &Path, config: RouterConfig) -> Result<(Router, tokio::runtime::Runtime), Failure> {
     let router = Router::new(config).map_err(|e| match e {
         RouterBuildError::Config(e) => config_error(path, &e),
         other => Failure {
@@ -313,29 +384,105 @@ fn chat(path: &Path, stream: bool, model: &str, prompt: &str) -> Result<(), Fail
             code: EXIT_ROUTE,
             message: format!("error: cannot start the async runtime: {e}"),
         })?;
+    Ok((router, runtime))
+}
+
+/// Routes `requests` requests, [`STATS_CONCURRENCY`] at a time, then prints the stats table on
+/// stdout and a one-line summary of the outcomes on stderr.
+fn stats(path: &Path, requests: usize, model: &str) -> Result<(), Failure> {
+    let config = load_config(path)?;
+    let (router, runtime) = start(path, config)?;
     let started = Instant::now();
-    let outcome = runtime.block_on(async {
-        if stream {
-            stream_chat(&router, request).await
-        } else {
-            let routed = router.chat_completions(request).await?;
-            print_completion(&routed.body);
-            Ok(routed)
-        }
+    let served = runtime.block_on(async {
+        futures_util::stream::iter(0..requests)
+            .map(|i| {
+                let router = router.clone();
+                let request = ChatRequest::from_value(json!({
+                    "model": model,
+                    "messages": [{"role": "user", "content": format!("request {i}")}],
+                }));
+                async move {
+                    match request {
+                        Ok(request) => router.chat_completions(request).await.is_ok(),
+                        Err(_) => false,
+                    }
+                }
+            })
+            .buffer_unordered(STATS_CONCURRENCY)
+            .filter(|ok| std::future::ready(*ok))
+            .count()
+            .await
     });
-    let elapsed = started.elapsed();
-    match outcome {
-        Ok(routed) => {
-            eprintln!(
-                "routed via {} in {}; attempts: {}",
-                routed.provider_name,
-                ms(elapsed),
-                attempts_line(&routed.attempts)
-            );
-            Ok(())
+    print!("{}", stats_table(&router.stats()));
+    let _ = std::io::stdout().flush();
+    eprintln!(
+        "{requests} requests in {}: {served} served, {} failed",
+        ms(started.elapsed()),
+        requests - served
+    );
+    Ok(())
+}
+
+/// One line per provider, in config order, under a header: what `Router::stats` says.
+fn stats_table(stats: &[ProviderStats]) -> String {
+    let width = stats.iter().map(|s| s.name.len()).max().unwrap_or(0).max(8);
+    let mut out = format!(
+        "{:<width$} {:>8} {:>8} {:>6} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8}  {:<14} {:<10} budget\n",
+        "provider",
+        "requests",
+        "ok",
+        "soft",
+        "hard",
+        "timeouts",
+        "flight",
+        "ewma ms",
+        "p50 ms",
+        "p99 ms",
+        "breaker",
+        "cooldown"
+    );
+    let latency = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+    let seconds = |d: Duration| format!("{:.1} s", d.as_secs_f64());
+    for s in stats {
+        let breaker = match s.breaker {
+            BreakerStats::Open { for_ } => format!("open {}", seconds(for_)),
+            other => other.name().to_owned(),
+        };
+        let cooldown = s.cooldown_until.map_or("-".to_owned(), seconds);
+        let b = &s.budget;
+        let mut budget: Vec<String> = Vec::new();
+        if let Some(n) = b.requests_remaining {
+            budget.push(format!("{n} requests"));
         }
-        Err(error) => Err(route_failure(&error, elapsed)),
+        if let Some(n) = b.tokens_remaining {
+            budget.push(format!("{n} tokens"));
+        }
+        if let Some(d) = b.resets_in {
+            budget.push(format!("full in {}", seconds(d)));
+        }
+        if b.learned {
+            budget.push("learned".to_owned());
+        }
+        let budget = if budget.is_empty() {
+            "-".to_owned()
+        } else {
+            budget.join(", ")
+        };
+        out.push_str(&format!(
+            "{:<width$} {:>8} {:>8} {:>6} {:>6} {:>8} {:>6} {:>8} {:>8} {:>8}  {breaker:<14} {cooldown:<10} {budget}\n",
+            s.name,
+            s.requests,
+            s.successes,
+            s.soft_failures,
+            s.hard_failures,
+            s.timeouts,
+            s.in_flight,
+            latency(s.latency_ewma_ms),
+            latency(s.latency_p50_ms),
+            latency(s.latency_p99_ms),
+        ));
     }
+    out
 }
 
 /// Prints each content delta as it arrives; returns the route once the stream has ended.
@@ -465,9 +612,15 @@ fn main() -> ExitCode {
         Command::Chat {
             config,
             stream,
+            stats,
             model,
             prompt,
-        } => chat(&config, stream, &model, &prompt),
+        } => chat(&config, stream, stats, &model, &prompt),
+        Command::Stats {
+            config,
+            requests,
+            model,
+        } => stats(&config, requests, &model),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

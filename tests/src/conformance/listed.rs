@@ -5,9 +5,10 @@
 use std::collections::BTreeSet;
 
 /// Every topic file's source: its scenarios are its `pub async fn name<D: Driver>`.
-const TOPICS: [&str; 5] = [
+const TOPICS: [&str; 6] = [
     include_str!("failure_model.rs"),
     include_str!("hedging.rs"),
+    include_str!("learning.rs"),
     include_str!("limits.rs"),
     include_str!("streaming.rs"),
     include_str!("translation.rs"),
@@ -52,7 +53,7 @@ fn every_scenario_is_listed_once() {
     );
     assert!(stale.is_empty(), "listed but not written: {stale:?}");
     assert!(
-        written.len() >= 38,
+        written.len() >= 43,
         "found only {} scenarios",
         written.len()
     );

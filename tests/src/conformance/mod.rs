@@ -16,10 +16,12 @@
 //! ```
 //!
 //! Scenarios are grouped by topic: [`failure_model`], [`hedging`], [`limits`] (Retry-After,
-//! deadlines, concurrency, cancellation, secrets, TLS), [`translation`] and [`streaming`].
+//! deadlines, concurrency, cancellation, secrets, TLS), [`translation`], [`streaming`] and
+//! [`learning`] (weighted shares, budgets, the breaker).
 
 pub mod failure_model;
 pub mod hedging;
+pub mod learning;
 pub mod limits;
 pub mod streaming;
 pub mod translation;
@@ -29,6 +31,7 @@ mod listed;
 
 pub use failure_model::*;
 pub use hedging::*;
+pub use learning::*;
 pub use limits::*;
 pub use streaming::*;
 pub use translation::*;
@@ -37,7 +40,7 @@ use crate::server::{MockServer, Outcome, Recorded};
 use crate::spec::OpenAiSpec;
 use bytes::Bytes;
 use f3dx_router_core::{
-    AttemptOutcome, AttemptRecord, ChatRequest, RouteError, Routed, RouterConfig,
+    AttemptOutcome, AttemptRecord, ChatRequest, ProviderStats, RouteError, Routed, RouterConfig,
 };
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
@@ -72,6 +75,9 @@ pub trait Driver: fmt::Debug + Send + Sync + Sized + 'static {
 
     /// `(requests, attempts)` the driver's machine holds in flight.
     fn in_flight(&self) -> (usize, usize);
+
+    /// The driver's `stats()`: what its machine knows about each provider, in config order.
+    fn stats(&self) -> Vec<ProviderStats>;
 
     /// Attempt tasks (or threads, or futures) the driver still holds; 0 if it keeps none apart
     /// from the machine's attempts.
@@ -196,6 +202,11 @@ macro_rules! conformance_suite {
             stream_cut_after_commit_is_interrupted,
             stream_error_after_commit_is_interrupted,
             hedged_stream_first_to_commit_wins,
+            weighted_shares_over_200_calls,
+            rpm_holds_against_a_burst,
+            out_of_budget_everywhere_is_rate_limited,
+            learned_budget_stops_sends_before_the_429,
+            breaker_opens_after_503s_and_probes,
         );
     };
     (@scenarios $driver:ty; $($name:ident),* $(,)?) => {

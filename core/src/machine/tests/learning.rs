@@ -317,3 +317,57 @@ fn a_token_budget_is_corrected_by_the_usage_the_answer_reports() {
         assert_eq!(left, Some(100), "{kind}: 900 of 1000 used");
     }
 }
+
+const OPENAI_TPM: &str =
+    r#"{"name":"p0","kind":"openai","base_url":"https://p0.test/v1","tpm":60000}"#;
+
+/// Streams a `max_tokens: 900` request through `provider` (tpm 60,000: a burst of 1,000 tokens)
+/// and returns the tokens its budget has left after the stream ended.
+fn tokens_left_after_stream(provider: &str, sse: &str) -> Option<u64> {
+    let json = format!(r#"{{"providers":[{provider}]}}"#);
+    let mut m = RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap();
+    let request = ChatRequest::from_json(
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":900,"stream":true,"stream_options":{"include_usage":true}}"#
+            .to_owned(),
+    )
+    .unwrap();
+    m.handle_input(
+        Time::ZERO,
+        Input::Request {
+            id: RequestId(1),
+            request,
+        },
+    )
+    .unwrap();
+    let actions: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
+    let a = sends(&actions)[0].0;
+    assert!(outcome(&feed(&mut m, a, 200, &[sse], true)).is_ok());
+    m.stats(Time::ZERO)[0].budget.tokens_remaining
+}
+
+#[test]
+fn a_streams_final_usage_corrects_the_token_budget() {
+    // Estimated 900 (max_tokens) + 0 (two characters / 4): 100 of the 1,000 left at send.
+    let without_usage: String = OPENAI_STREAM
+        .split("\n\n")
+        .filter(|event| !event.contains("\"usage\":{"))
+        .map(|event| format!("{event}\n\n"))
+        .collect();
+    assert_eq!(
+        tokens_left_after_stream(OPENAI_TPM, &without_usage),
+        Some(100)
+    );
+    // The recording's usage chunk says 44 tokens: the other 856 come back.
+    assert!(OPENAI_STREAM.contains(r#""total_tokens":44"#));
+    assert_eq!(
+        tokens_left_after_stream(OPENAI_TPM, OPENAI_STREAM),
+        Some(956)
+    );
+    // An Anthropic stream's usage (11 in, 6 out in the recording) comes in its translation's
+    // final chunk.
+    let anthropic = r#"{"name":"an","kind":"anthropic","base_url":"https://an.test/v1","api_key":"sk-ant","tpm":60000}"#;
+    assert_eq!(
+        tokens_left_after_stream(anthropic, ANTHROPIC_STREAM),
+        Some(983)
+    );
+}
