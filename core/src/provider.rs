@@ -18,7 +18,6 @@ pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 pub const DEFAULT_ANTHROPIC_MAX_TOKENS: u32 = 4096;
 
 /// One provider, ready to encode requests for.
-#[derive(Debug)]
 pub struct Provider {
     pub(crate) name: Arc<str>,
     pub(crate) kind: ProviderKind,
@@ -26,6 +25,21 @@ pub struct Provider {
     uri: Uri,
     headers: HeaderMap,
     config: ProviderConfig,
+}
+
+/// Prints no secret: the URI without its password and query values; credential headers are
+/// sensitive, which `HeaderMap`'s `Debug` prints as `Sensitive`.
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("timeout", &self.timeout)
+            .field("uri", &crate::secret::redact_url(&self.uri.to_string()))
+            .field("headers", &self.headers)
+            .field("config", &self.config)
+            .finish()
+    }
 }
 
 impl Provider {
@@ -256,7 +270,7 @@ mod tests {
     #[test]
     fn credential_headers_are_sensitive_and_never_printed() {
         let p = provider(
-            "https://x.test/v1",
+            "https://x.test/v1?key=qk-secret",
             r#"{"api-key":"az-secret","Cookie":"c-secret","OpenAI-Organization":"org-1"}"#,
         );
         let sent = p.encode(&request()).unwrap();
@@ -269,5 +283,7 @@ mod tests {
         for secret in ["az-secret", "c-secret", "sk-1"] {
             assert!(!debug.contains(secret), "{secret} in {debug}");
         }
+        // The machine (and so the Python router's repr) prints its providers.
+        assert!(!format!("{p:?}").contains("qk-secret"), "{p:?}");
     }
 }

@@ -299,4 +299,94 @@ mod tests {
         assert_eq!(parsed.scrub(text), s.scrub(text));
         assert!(Scrubber::from_config_json(b"not json", |_| None).is_empty());
     }
+
+    /// What a provider echoes back is scrubbed by the machine itself, so every driver and the CLI
+    /// hand out the scrubbed text.
+    mod machine {
+        use crate::{
+            Action, AttemptId, AttemptOutcome, ChatRequest, Input, RequestId, RouteError,
+            RouterConfig, RouterMachine, Time,
+        };
+        use bytes::Bytes;
+
+        const CONFIG: &str = r#"{"providers":[
+            {"name":"a","kind":"openai","base_url":"https://a.test/v1","api_key":"sk-live-1"},
+            {"name":"b","kind":"openai","base_url":"https://b.test/v1","api_key":"EMPTY",
+             "headers":{"x-goog-api-key":"gk-live-2"}}]}"#;
+
+        fn run(request: &str, answers: &[(u16, &str)]) -> Result<crate::Routed, RouteError> {
+            let config = RouterConfig::from_json(CONFIG.as_bytes()).unwrap();
+            let mut m = RouterMachine::new(config, 1).unwrap();
+            let request = ChatRequest::from_json(request.to_owned()).unwrap();
+            let id = RequestId(1);
+            m.handle_input(Time::ZERO, Input::Request { id, request })
+                .unwrap();
+            let mut answers = answers.iter();
+            loop {
+                let mut send = None;
+                while let Some(action) = m.poll_action() {
+                    match action {
+                        Action::Send { attempt, .. } => send = Some(attempt),
+                        Action::Complete { outcome, .. } => return outcome,
+                        _ => {}
+                    }
+                }
+                let attempt: AttemptId = send.expect("a Send or a Complete");
+                let (status, body) = answers.next().expect("an answer per attempt");
+                let head = Input::ResponseHead {
+                    attempt,
+                    status: *status,
+                    headers: http::HeaderMap::new(),
+                };
+                m.handle_input(Time::ZERO, head).unwrap();
+                let chunk = Bytes::from(body.to_string());
+                m.handle_input(Time::ZERO, Input::ResponseBody { attempt, chunk })
+                    .unwrap();
+                m.handle_input(Time::ZERO, Input::ResponseEnd { attempt })
+                    .unwrap();
+            }
+        }
+
+        #[test]
+        fn a_hard_failure_body_that_echoes_the_key() {
+            let body =
+                r#"{"error":{"message":"Incorrect API key provided: sk-live-1. EMPTY_KEY"}}"#;
+            let request = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+            let Err(RouteError::HardFailure { body, .. }) = run(request, &[(401, body)]) else {
+                panic!("a hard failure");
+            };
+            assert_eq!(
+                std::str::from_utf8(&body).unwrap(),
+                r#"{"error":{"message":"Incorrect API key provided: ***. EMPTY_KEY"}}"#
+            );
+        }
+
+        #[test]
+        fn stream_error_events_that_quote_a_header_or_a_short_key() {
+            let request =
+                r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}"#;
+            let a = "data: {\"error\":{\"message\":\"key sk-live-1 over quota\"}}\n\n";
+            let b = "data: {\"error\":{\"message\":\"gk-live-2 and EMPTY are not keys\"}}\n\n";
+            let Err(error) = run(request, &[(200, a), (200, b)]) else {
+                panic!("every stream failed");
+            };
+            let text = format!("{error} {error:?}");
+            for secret in ["sk-live-1", "gk-live-2", "EMPTY "] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+            let reasons: Vec<_> = error
+                .attempts()
+                .iter()
+                .map(|a| match &a.outcome {
+                    AttemptOutcome::StreamFailedBeforeCommit { reason } => reason.as_str(),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert!(reasons[0].contains("key *** over quota"), "{reasons:?}");
+            assert!(
+                reasons[1].contains("*** and *** are not keys"),
+                "{reasons:?}"
+            );
+        }
+    }
 }
