@@ -45,7 +45,9 @@ fn plant(value: &mut Value, target: &mut usize, path: &mut Vec<String>) -> bool 
 fn decode(bytes: &[u8]) -> Option<RouterConfig> {
     match RouterConfig::from_json(bytes) {
         Ok(config) => {
-            config.validate().expect("an accepted config validates again");
+            config
+                .validate()
+                .expect("an accepted config validates again");
             RouterMachine::new(config.clone(), 7).expect("an accepted config builds a machine");
             Some(config)
         }
@@ -77,9 +79,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(!text.contains("canary"), "{path:?}: {text}");
         }
         Ok(config) => {
-            let secret_place = path.iter().any(|k| {
-                matches!(k.as_str(), "api_key" | "headers" | "proxy" | "base_url")
-            });
+            let secret_place = path
+                .iter()
+                .any(|k| matches!(k.as_str(), "api_key" | "headers" | "proxy" | "base_url"));
             if secret_place {
                 let debug = format!("{config:?}");
                 assert!(!debug.contains("canary"), "{path:?}: {debug}");

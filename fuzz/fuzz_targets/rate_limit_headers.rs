@@ -13,8 +13,8 @@
 use arbitrary::Arbitrary;
 use f3dx_router_core::http_date::{format_http_date, parse_http_date};
 use f3dx_router_core::retry_after::{RetryAfter, parse_retry_after};
-use f3dx_router_core::state::rate_limit_headers::{parse_go_duration, parse_rfc3339};
 use f3dx_router_core::state::LearnedLimits;
+use f3dx_router_core::state::rate_limit_headers::{parse_go_duration, parse_rfc3339};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
@@ -88,7 +88,11 @@ fn check_retry_after(headers: &HeaderMap, now_unix: Option<u64>, cap: Duration) 
 fn check_text(text: &str) {
     if let Some(secs) = parse_http_date(text) {
         let formatted = format_http_date(secs);
-        assert_eq!(parse_http_date(&formatted), Some(secs), "{text:?} -> {formatted}");
+        assert_eq!(
+            parse_http_date(&formatted),
+            Some(secs),
+            "{text:?} -> {formatted}"
+        );
     }
     if let Some((_, nanos)) = parse_rfc3339(text) {
         assert!(nanos < 1_000_000_000, "{text:?} -> {nanos} ns");
@@ -107,7 +111,11 @@ fn check_limits(headers: &HeaderMap, now_unix: Option<u64>) {
             || n == u64::MAX
     };
     for limit in [learned.requests, learned.tokens].into_iter().flatten() {
-        assert!(said(limit.remaining), "remaining {} from {headers:?}", limit.remaining);
+        assert!(
+            said(limit.remaining),
+            "remaining {} from {headers:?}",
+            limit.remaining
+        );
         if let Some(n) = limit.limit {
             assert!(said(n), "limit {n} from {headers:?}");
         }
