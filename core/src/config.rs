@@ -394,7 +394,7 @@ impl RouterConfig {
         for (i, p) in self.providers.iter_mut().enumerate() {
             if let Some(var) = &p.api_key_env {
                 let key = lookup(var).ok_or_else(|| {
-                    let message = if looks_like_variable_name(var) {
+                    let message = if crate::secret::looks_like_variable_name(var) {
                         format!("environment variable {var:?} is not set")
                     } else {
                         // A key pasted here instead of `api_key` must not come back in the error.
@@ -445,17 +445,6 @@ const FRAMING_HEADERS: [&str; 9] = [
     "te",
     "trailer",
 ];
-
-/// `OPENAI_API_KEY`-style: upper-case letters, digits and `_`, not starting with a digit. Keys
-/// are not written like that, so such a name can be echoed in an error.
-fn looks_like_variable_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-}
 
 fn non_negative(value: Option<i64>, field: &str) -> Result<(), ConfigError> {
     match value {

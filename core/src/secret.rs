@@ -94,7 +94,7 @@ pub fn is_sensitive_header(name: &str) -> bool {
 /// A URL fit to print: a password (or lone user) becomes `***@`, every query value `***`
 /// (`?api-version=***&key=***`), so a key pasted into `base_url` is not shown by `Debug`; what is
 /// not a URL at all prints as `***`.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let (head, query) = url
         .split_once('?')
         .map_or((url, None), |(h, q)| (h, Some(q)));
@@ -129,6 +129,18 @@ pub(crate) fn redact_url(url: &str) -> String {
         }
     }
     out
+}
+
+/// `OPENAI_API_KEY`-style: upper-case letters, digits and `_`, not starting with a digit. Keys
+/// are not written like that, so such a name (an `api_key_env`) can be shown; anything else may
+/// be a key pasted into the wrong field and is not.
+pub fn looks_like_variable_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 #[cfg(test)]

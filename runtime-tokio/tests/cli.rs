@@ -370,3 +370,22 @@ fn a_hard_failure_body_is_printed_without_the_secrets_it_echoes() {
     );
     assert!(!err.contains("SECRET"), "{err}");
 }
+
+#[test]
+fn check_prints_no_url_credentials_and_no_key_pasted_as_a_variable_name() {
+    let config = config_file(
+        &json!({"providers": [
+            {"name": "gemini", "kind": "openai",
+             "base_url": "https://u:pw-SECRET@x.test/v1?api-version=1&key=qk-SECRET",
+             "api_key_env": "sk-pasted-SECRET"},
+        ]})
+        .to_string(),
+    );
+    let out = run(&["check", "--config", config.to_str().unwrap()], &[]);
+    let all = stdout(&out) + &stderr(&out);
+    assert!(
+        all.contains("https://***@x.test/v1?api-version=***&key=***"),
+        "{all}"
+    );
+    assert!(!all.contains("SECRET"), "{all}");
+}
