@@ -41,8 +41,8 @@ impl Scrubber {
     pub fn new<S: AsRef<str>>(secrets: impl IntoIterator<Item = S>) -> Self {
         let mut secrets: Vec<Box<[u8]>> = secrets
             .into_iter()
+            .filter(|s| !s.as_ref().is_empty())
             .map(|s| s.as_ref().as_bytes().into())
-            .filter(|s: &Box<[u8]>| !s.is_empty())
             .collect();
         secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         secrets.dedup();
@@ -197,8 +197,9 @@ fn replace_whole(haystack: &[u8], secret: &[u8]) -> Option<Vec<u8>> {
             continue; // overlaps the previous replacement
         }
         let end = at + secret.len();
-        let whole = !(check_before && at > 0 && is_word(haystack[at - 1]))
-            && !(check_after && end < haystack.len() && is_word(haystack[end]));
+        let joined_before = check_before && at > 0 && is_word(haystack[at - 1]);
+        let joined_after = check_after && end < haystack.len() && is_word(haystack[end]);
+        let whole = !joined_before && !joined_after;
         if whole {
             let out = out.get_or_insert_with(|| Vec::with_capacity(haystack.len()));
             out.extend_from_slice(&haystack[copied..at]);
