@@ -52,7 +52,7 @@ impl PolicyKind {
 }
 
 /// One upstream provider.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Unique name, reported in every attempt and error.
@@ -108,6 +108,33 @@ pub struct ProviderConfig {
 
 fn one() -> u32 {
     1
+}
+
+/// Prints no secret: `base_url` without its password and query values, `headers` without
+/// values (any of them may be a credential), `api_key` as `ApiKey(***)`.
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: BTreeMap<&str, &str> =
+            self.headers.keys().map(|k| (k.as_str(), "***")).collect();
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &crate::secret::redact_url(&self.base_url))
+            .field("api_key", &self.api_key)
+            .field("api_key_env", &self.api_key_env)
+            .field("model", &self.model)
+            .field("model_map", &self.model_map)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("weight", &self.weight)
+            .field("rpm", &self.rpm)
+            .field("tpm", &self.tpm)
+            .field("burst", &self.burst)
+            .field("headers", &headers)
+            .field("anthropic_version", &self.anthropic_version)
+            .field("default_max_tokens", &self.default_max_tokens)
+            .field("mock", &self.mock)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The whole router.
@@ -249,15 +276,10 @@ impl RouterConfig {
                 ));
             }
             if p.kind != ProviderKind::Mock {
-                let scheme_ok =
-                    p.base_url.starts_with("http://") || p.base_url.starts_with("https://");
-                if !scheme_ok || p.base_url.parse::<http::Uri>().is_err() {
-                    return Err(ConfigError::invalid(
-                        at("base_url"),
-                        // The value is not echoed: a key pasted into the wrong field must not leak.
-                        "must be an http:// or https:// URL",
-                    ));
-                }
+                // The URI the provider is sent, built as `Provider` builds it. The value is not
+                // echoed: a key pasted into the wrong field must not leak.
+                crate::provider::endpoint_uri(p.kind, &p.base_url)
+                    .map_err(|message| ConfigError::invalid(at("base_url"), message))?;
             }
             non_negative(p.timeout_ms, &at("timeout_ms"))?;
             if p.timeout_ms == Some(0) {
@@ -272,10 +294,20 @@ impl RouterConfig {
                 }
             }
             for (name, value) in &p.headers {
-                if http::HeaderName::try_from(name.as_str()).is_err() {
+                let Ok(parsed) = http::HeaderName::try_from(name.as_str()) else {
                     return Err(ConfigError::invalid(
                         at("headers"),
-                        format!("invalid header name {name:?}"),
+                        // Not echoed: an invalid name may be a pasted `Bearer <key>`.
+                        "a header name is not a valid HTTP header name",
+                    ));
+                };
+                if FRAMING_HEADERS.contains(&parsed.as_str()) {
+                    return Err(ConfigError::invalid(
+                        at("headers"),
+                        format!(
+                            "may not set `{}`: the HTTP client frames every request itself",
+                            parsed.as_str()
+                        ),
                     ));
                 }
                 if http::HeaderValue::try_from(value.as_str()).is_err() {
@@ -362,10 +394,15 @@ impl RouterConfig {
         for (i, p) in self.providers.iter_mut().enumerate() {
             if let Some(var) = &p.api_key_env {
                 let key = lookup(var).ok_or_else(|| {
-                    ConfigError::invalid(
-                        format!("providers[{i}].api_key_env"),
-                        format!("environment variable {var:?} is not set"),
-                    )
+                    let message = if crate::secret::looks_like_variable_name(var) {
+                        format!("environment variable {var:?} is not set")
+                    } else {
+                        // A key pasted here instead of `api_key` must not come back in the error.
+                        "the environment variable it names is not set (the name is not shown: \
+                         it does not look like a variable name and may be a key)"
+                            .to_owned()
+                    };
+                    ConfigError::invalid(format!("providers[{i}].api_key_env"), message)
                 })?;
                 p.api_key = Some(ApiKey::new(key));
             }
@@ -395,6 +432,20 @@ impl RouterConfig {
     }
 }
 
+/// Headers the HTTP client writes from the request itself; a configured value would contradict
+/// the body it frames (or is refused outright on HTTP/2, where connection headers are illegal).
+const FRAMING_HEADERS: [&str; 9] = [
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "upgrade",
+    "te",
+    "trailer",
+];
+
 fn non_negative(value: Option<i64>, field: &str) -> Result<(), ConfigError> {
     match value {
         Some(v) if v < 0 => Err(ConfigError::invalid(
@@ -423,24 +474,49 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// serde quotes the offending string value (`invalid type: string "sk-..."`, `unknown variant
-/// `sk-...``); a key pasted into the wrong field must not come back in an error, so quoted
-/// values are cut out (the expected choices that follow an unknown variant stay).
+/// serde quotes the offending value (`invalid type: string "sk-..."`, `unknown variant
+/// `sk-...``, `character `x``); a key pasted into the wrong field must not come back in an error,
+/// so every quoted value is cut out (the expected names that follow stay).
 fn redact_serde_message(message: &str) -> String {
-    const QUOTED: [(&str, char); 2] = [("string \"", '"'), ("unknown variant `", '`')];
+    const MARKERS: [&str; 4] = ["string \"", "unknown variant `", "character `", "integer `"];
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
-    while let Some((start, opener, closer)) = QUOTED
+    while let Some((start, marker)) = MARKERS
         .iter()
-        .filter_map(|(opener, closer)| rest.find(opener).map(|at| (at, *opener, *closer)))
-        .min_by_key(|(at, ..)| *at)
+        .filter_map(|m| rest.find(m).map(|at| (at, *m)))
+        .min()
     {
-        out.push_str(&rest[..start + opener.len() - 2]);
-        let after = &rest[start + opener.len()..];
-        rest = after.find(closer).map_or("", |end| &after[end + 1..]);
+        // Keep the label ("string", "unknown variant"), drop the quote and the value.
+        out.push_str(&rest[..start + marker.len() - 2]);
+        let value = &rest[start + marker.len()..];
+        let end = if marker.ends_with('"') {
+            closing_quote(value)
+        } else if marker.starts_with("unknown variant") {
+            // The variant is printed raw: it ends at the last "`, expected" (or "`, there are
+            // no variants"), whatever backticks it holds itself.
+            value
+                .rfind("`, expected")
+                .or_else(|| value.rfind("`, there are no variants"))
+        } else {
+            value.find('`')
+        };
+        rest = end.map_or("", |end| &value[end + 1..]);
     }
     out.push_str(rest);
     out
+}
+
+/// Where a Debug-escaped string (`a\"b"`) ends: its first quote not escaped by a backslash.
+fn closing_quote(escaped: &str) -> Option<usize> {
+    let mut backslash = false;
+    for (i, c) in escaped.char_indices() {
+        match c {
+            '"' if !backslash => return Some(i),
+            '\\' => backslash = !backslash,
+            _ => backslash = false,
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -522,6 +598,108 @@ mod tests {
         let e =
             err(r#"{"providers":[{"name":"a","kind":"sk-live-secret","base_url":"https://x"}]}"#);
         assert!(!e.to_string().contains("sk-live"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_kind_or_policy_is_not_echoed() {
+        let e =
+            err(r#"{"providers":[{"name":"a","kind":"sk-live-secret","base_url":"https://x"}]}"#);
+        assert_eq!(e.field(), "providers[0].kind");
+        let text = e.to_string();
+        assert!(!text.contains("sk-live"), "{text}");
+        assert!(
+            text.contains("`openai`"),
+            "still says what is expected: {text}"
+        );
+        let e = err(&format!(
+            r#"{{"providers":[{P}],"policy":"sk-live-secret"}}"#
+        ));
+        assert_eq!(e.field(), "policy");
+        assert!(!e.to_string().contains("sk-live"), "{e}");
+        // A character or a number in the wrong place is a value too.
+        let e = err(&format!(
+            r#"{{"providers":[{P}],"trust_env":"sk-live-secret"}}"#
+        ));
+        assert!(!e.to_string().contains("sk-live"), "{e}");
+        // serde Debug-escapes a string value: an escaped quote inside it does not end the cut.
+        let e = err(
+            r#"{"providers":[{"name":"a","kind":"openai","base_url":"https://x","weight":"a\"sk-live-secret"}]}"#,
+        );
+        assert!(!e.to_string().contains("sk-live"), "{e}");
+    }
+
+    #[test]
+    fn a_header_name_or_variable_that_holds_a_key_is_not_echoed() {
+        let e = err(
+            r#"{"providers":[{"name":"a","kind":"openai","base_url":"https://x","headers":{"Bearer sk-live-secret":"v"}}]}"#,
+        );
+        assert_eq!(e.field(), "providers[0].headers");
+        assert!(!e.to_string().contains("sk-live"), "{e}");
+        let json = r#"{"providers":[{"name":"a","kind":"openai","base_url":"https://x","api_key_env":"sk-live-secret"}]}"#;
+        let mut c = RouterConfig::from_json(json.as_bytes()).unwrap();
+        let e = c.resolve_api_keys(|_| None).unwrap_err();
+        assert_eq!(e.field(), "providers[0].api_key_env");
+        assert!(!e.to_string().contains("sk-live"), "{e}");
+    }
+
+    #[test]
+    fn base_urls_a_driver_cannot_use_name_the_field() {
+        let with_base = |url: &str| {
+            format!(r#"{{"providers":[{P},{{"name":"b","kind":"anthropic","base_url":{url:?}}}]}}"#)
+        };
+        // Parses alone (65,530 bytes); with `/messages` it is past the 65,534 the URI type takes.
+        let long = format!("https://x.test/{}", "a".repeat(65_515));
+        for bad in [
+            "https://x.test:99999/v1",
+            "https://x.test:0/v1",
+            "https://x.test:/v1",
+            "https://:443/v1",
+            "https:///v1",
+            "https://x.test/v1#frag",
+            long.as_str(),
+        ] {
+            let e = err(&with_base(bad));
+            assert_eq!(e.field(), "providers[1].base_url", "{bad}");
+        }
+        // What fits, and keeps its query after the endpoint path, is accepted.
+        for good in [
+            "https://x.openai.azure.com/openai/deployments/gpt4o?api-version=2024-10-21",
+            "http://[::1]:8080/v1/",
+            "https://u:p@x.test:443",
+        ] {
+            RouterConfig::from_json(with_base(good).as_bytes()).expect(good);
+        }
+    }
+
+    #[test]
+    fn configured_headers_cannot_override_framing() {
+        for name in [
+            "Content-Length",
+            "transfer-encoding",
+            "Host",
+            "connection",
+            "upgrade",
+        ] {
+            let e = err(&format!(
+                r#"{{"providers":[{{"name":"a","kind":"openai","base_url":"https://x","headers":{{"{name}":"1"}}}}]}}"#
+            ));
+            assert_eq!(e.field(), "providers[0].headers", "{name}");
+            assert!(e.to_string().contains(&name.to_ascii_lowercase()), "{e}");
+        }
+    }
+
+    #[test]
+    fn debug_prints_no_header_value_and_no_url_secret() {
+        let json = r#"{"providers":[{"name":"a","kind":"openai",
+            "base_url":"https://user:hunter2@x.test/v1?api-version=1&key=qk-secret",
+            "api_key":"sk-secret","headers":{"x-goog-api-key":"gk-secret","OpenAI-Organization":"org-1"}}]}"#;
+        let c = RouterConfig::from_json(json.as_bytes()).unwrap();
+        let debug = format!("{c:?} {:?}", c.providers[0]);
+        for secret in ["hunter2", "qk-secret", "sk-secret", "gk-secret", "org-1"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert!(debug.contains("x.test/v1"), "{debug}");
+        assert!(debug.contains("x-goog-api-key"), "{debug}");
     }
 
     #[test]

@@ -68,6 +68,7 @@ mod provider_state;
 pub mod request;
 pub mod retry_after;
 pub mod rng;
+pub mod scrub;
 pub mod secret;
 pub mod sse;
 pub mod state;

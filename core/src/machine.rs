@@ -39,6 +39,7 @@ use crate::provider::{Provider, StreamDecoder};
 use crate::provider_state::ProviderState;
 use crate::request::ChatRequest;
 use crate::rng::Rng;
+use crate::scrub::Scrubber;
 use crate::sse::{SseEvent, SseParser};
 use crate::state::throttle::Throttle;
 use crate::stats::{MachineStats, ProviderStats};
@@ -171,6 +172,8 @@ pub struct RouterMachine {
     /// Unix time at the driver's `Time::ZERO`, if the driver told us: the fallback for `created`
     /// and for `Retry-After` dates when a response carries no `Date` header.
     unix_at_zero: Option<Duration>,
+    /// Cuts the configured secrets out of what providers send back, in every outcome.
+    scrubber: Scrubber,
     /// Scratch buffers reused across inputs so decoding a stream allocates nothing per event.
     scratch_events: Vec<SseEvent>,
     scratch_items: Vec<StreamItem>,
@@ -220,6 +223,7 @@ impl RouterMachine {
                 .max_response_bytes
                 .map_or(DEFAULT_MAX_RESPONSE_BYTES, |b| b as usize),
             retry_after_cap: ms(config.retry_after_cap_ms).unwrap_or(DEFAULT_RETRY_AFTER_CAP),
+            scrubber: Scrubber::from_config(&config),
             providers: config.providers.into_iter().map(Provider::new).collect(),
             requests: IdMap::default(),
             attempts: IdMap::default(),

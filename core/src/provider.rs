@@ -4,6 +4,7 @@
 use crate::codec::{self, EncodeError, StreamItem};
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::request::ChatRequest;
+use crate::secret::is_sensitive_header;
 use crate::sse::SseEvent;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
@@ -17,7 +18,6 @@ pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 pub const DEFAULT_ANTHROPIC_MAX_TOKENS: u32 = 4096;
 
 /// One provider, ready to encode requests for.
-#[derive(Debug)]
 pub struct Provider {
     pub(crate) name: Arc<str>,
     pub(crate) kind: ProviderKind,
@@ -27,17 +27,26 @@ pub struct Provider {
     config: ProviderConfig,
 }
 
+/// Prints no secret: the URI without its password and query values; credential headers are
+/// sensitive, which `HeaderMap`'s `Debug` prints as `Sensitive`.
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("timeout", &self.timeout)
+            .field("uri", &crate::secret::redact_url(&self.uri.to_string()))
+            .field("headers", &self.headers)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
 impl Provider {
     /// Prepares a validated provider config.
     pub(crate) fn new(config: ProviderConfig) -> Self {
-        let (path, base) = match config.kind {
-            ProviderKind::Openai => ("/chat/completions", config.base_url.as_str()),
-            ProviderKind::Anthropic => ("/messages", config.base_url.as_str()),
-            ProviderKind::Mock => ("/chat/completions", "http://mock.invalid"),
-        };
-        let uri = format!("{}{path}", base.trim_end_matches('/'))
-            .parse()
-            .expect("validated base_url plus a fixed path is a URI");
+        let uri = endpoint_uri(config.kind, &config.base_url)
+            .expect("validate built this very URI from this base_url");
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(key) = &config.api_key {
@@ -64,9 +73,11 @@ impl Provider {
             );
         }
         for (name, value) in &config.headers {
+            let mut value = HeaderValue::try_from(value.as_str()).expect("validated header value");
+            value.set_sensitive(is_sensitive_header(name));
             headers.insert(
                 HeaderName::try_from(name.as_str()).expect("validated header name"),
-                HeaderValue::try_from(value.as_str()).expect("validated header value"),
+                value,
             );
         }
         Provider {
@@ -148,6 +159,62 @@ impl Provider {
     }
 }
 
+/// The longest URI the `http` crate takes (`u16::MAX - 1` bytes).
+const URI_LIMIT: usize = u16::MAX as usize - 1;
+
+/// The URI a provider's requests go to: `base_url`'s path, then the endpoint's (`/chat/completions`
+/// or `/messages`), then `base_url`'s query (Azure's `?api-version=`), which a server reads after
+/// the whole path. `validate` calls it so that every config it accepts can be prepared; the error
+/// says what is wrong without echoing the value.
+pub(crate) fn endpoint_uri(kind: ProviderKind, base_url: &str) -> Result<Uri, &'static str> {
+    let (endpoint, base) = match kind {
+        ProviderKind::Openai => ("/chat/completions", base_url),
+        ProviderKind::Anthropic => ("/messages", base_url),
+        ProviderKind::Mock => ("/chat/completions", "http://mock.invalid"),
+    };
+    const NOT_A_URL: &str = "must be an http:// or https:// URL";
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(NOT_A_URL);
+    }
+    if base.contains('#') {
+        return Err("must not have a fragment (`#...`)");
+    }
+    let (path, query) = base.split_once('?').unwrap_or((base, ""));
+    let path = path.trim_end_matches('/');
+    let mut joined = String::with_capacity(path.len() + endpoint.len() + query.len() + 1);
+    joined.push_str(path);
+    joined.push_str(endpoint);
+    if !query.is_empty() {
+        joined.push('?');
+        joined.push_str(query);
+    }
+    if joined.len() > URI_LIMIT {
+        return Err("is too long: with the endpoint path it must fit in 65534 bytes");
+    }
+    let uri: Uri = joined.parse().map_err(|_| NOT_A_URL)?;
+    let authority = uri.authority().ok_or(NOT_A_URL)?;
+    let host = authority.host();
+    if host.is_empty() || host == "[]" {
+        return Err("must name a host");
+    }
+    let host_port = authority
+        .as_str()
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, host_port)| host_port);
+    match host_port.strip_prefix(host) {
+        Some("") => Ok(uri),
+        Some(port)
+            if port
+                .strip_prefix(':')
+                .and_then(|p| p.parse::<u16>().ok())
+                .is_some_and(|p| p != 0) =>
+        {
+            Ok(uri)
+        }
+        _ => Err("has a port outside 1-65535"),
+    }
+}
+
 /// Per-attempt stream decoding state, by provider shape.
 #[derive(Debug)]
 pub enum StreamDecoder {
@@ -166,5 +233,58 @@ impl StreamDecoder {
             StreamDecoder::OpenAi(d) => d.on_event(event, out),
             StreamDecoder::Anthropic(d) => d.on_event(event, out),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RouterConfig;
+
+    fn provider(base_url: &str, headers: &str) -> Provider {
+        let json = format!(
+            r#"{{"providers":[{{"name":"a","kind":"openai","base_url":{base_url:?},"api_key":"sk-1","headers":{headers}}}]}}"#
+        );
+        let config = RouterConfig::from_json(json.as_bytes()).expect("valid config");
+        Provider::new(config.providers.into_iter().next().expect("one provider"))
+    }
+
+    fn request() -> ChatRequest {
+        ChatRequest::from_json(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)
+            .expect("valid request")
+    }
+
+    #[test]
+    fn the_query_of_base_url_comes_after_the_endpoint_path() {
+        let azure = "https://x.openai.azure.com/openai/deployments/gpt4o?api-version=2024-10-21";
+        let sent = provider(azure, "{}").encode(&request()).unwrap();
+        assert_eq!(
+            sent.uri().to_string(),
+            "https://x.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21"
+        );
+        let sent = provider("https://x.test/v1/", "{}")
+            .encode(&request())
+            .unwrap();
+        assert_eq!(sent.uri().to_string(), "https://x.test/v1/chat/completions");
+    }
+
+    #[test]
+    fn credential_headers_are_sensitive_and_never_printed() {
+        let p = provider(
+            "https://x.test/v1?key=qk-secret",
+            r#"{"api-key":"az-secret","Cookie":"c-secret","OpenAI-Organization":"org-1"}"#,
+        );
+        let sent = p.encode(&request()).unwrap();
+        let headers = sent.headers();
+        assert!(headers["api-key"].is_sensitive());
+        assert!(headers["cookie"].is_sensitive());
+        assert!(headers["authorization"].is_sensitive());
+        assert!(!headers["openai-organization"].is_sensitive());
+        let debug = format!("{p:?} {sent:?}");
+        for secret in ["az-secret", "c-secret", "sk-1"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        // The machine (and so the Python router's repr) prints its providers.
+        assert!(!format!("{p:?}").contains("qk-secret"), "{p:?}");
     }
 }

@@ -16,10 +16,12 @@
 //! are made once per interpreter by calling `type(name, (RouterError, ValueError), ns)`:
 //! `create_exception!` takes one base.
 //!
-//! Every message and text attribute passes through [`Secrets::scrub`], which cuts out every API
-//! key the router was configured with (a provider may echo a key in its error body).
+//! Every message and text attribute passes through core's [`Scrubber::scrub`], which cuts out
+//! every secret the router was configured with (a provider may echo a key in its error body; the
+//! machine already scrubbed what it completed, this covers the binding's own texts too).
 
 use crate::route::Attempt;
+use f3dx_router_core::scrub::Scrubber;
 use f3dx_router_core::{ConfigError, RequestError, RouteError};
 use f3dx_router_tokio::RouterBuildError;
 use pyo3::exceptions::{PyException, PyValueError};
@@ -135,29 +137,9 @@ pub(crate) fn register(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> 
     Ok(())
 }
 
-/// The API keys a router was configured with; cut out of every text it raises.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Secrets(Vec<String>);
-
-impl Secrets {
-    pub(crate) fn new(keys: impl IntoIterator<Item = String>) -> Self {
-        let mut keys: Vec<String> = keys.into_iter().filter(|k| !k.is_empty()).collect();
-        // Longest first, so a key that contains another is cut whole.
-        keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
-        keys.dedup();
-        Secrets(keys)
-    }
-
-    pub(crate) fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for key in &self.0 {
-            if out.contains(key.as_str()) {
-                out = out.replace(key.as_str(), "***");
-            }
-        }
-        out
-    }
-}
+/// The secrets a router was configured with (API keys, credential headers, URL credentials),
+/// cut out of every text it raises: core's one scrubber, whole occurrences only.
+pub(crate) type Secrets = Scrubber;
 
 /// Instantiates `ty(message)` and sets `attrs` on the instance.
 fn raise(
@@ -179,7 +161,7 @@ pub(crate) fn config_error(py: Python<'_>, error: &ConfigError, secrets: &Secret
     match config_error_type(py) {
         Ok(ty) => raise(
             ty,
-            secrets.scrub(&error.to_string()),
+            secrets.scrub(&error.to_string()).into_owned(),
             vec![(
                 "field",
                 secrets
@@ -211,7 +193,7 @@ pub(crate) fn build_error(py: Python<'_>, error: &RouterBuildError, secrets: &Se
         RouterBuildError::Certificate(message) => {
             config_field_error(py, "root_certificates", &secrets.scrub(message))
         }
-        other => RouterError::new_err(secrets.scrub(&other.to_string())),
+        other => RouterError::new_err(secrets.scrub(&other.to_string()).into_owned()),
     }
 }
 
@@ -223,7 +205,7 @@ pub(crate) fn request_error(py: Python<'_>, error: &RequestError, secrets: &Secr
     match request_error_type(py) {
         Ok(ty) => raise(
             ty,
-            secrets.scrub(&error.to_string()),
+            secrets.scrub(&error.to_string()).into_owned(),
             vec![(
                 "field",
                 field.into_pyobject(py).expect("Option<String>").into_any(),
@@ -249,7 +231,7 @@ fn attempts_list<'py>(
 /// The Python exception for a routing failure.
 pub(crate) fn route_error(py: Python<'_>, error: &RouteError, secrets: &Secrets) -> PyErr {
     let build = || -> PyResult<PyErr> {
-        let message = secrets.scrub(&error.to_string());
+        let message = secrets.scrub(&error.to_string()).into_owned();
         let mut attrs = vec![("attempts", attempts_list(py, error, secrets)?)];
         let str_obj = |s: &str| -> PyResult<Bound<'_, PyAny>> {
             Ok(secrets.scrub(s).into_pyobject(py)?.into_any())

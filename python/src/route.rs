@@ -58,7 +58,7 @@ impl Attempt {
             provider: record.provider_name.to_string(),
             outcome: outcome.to_owned(),
             status,
-            detail: detail.map(|d| secrets.scrub(&d)),
+            detail: detail.map(|d| secrets.scrub(&d).into_owned()),
             latency_ms: record.latency.as_secs_f64() * 1000.0,
         }
     }

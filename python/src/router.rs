@@ -45,31 +45,6 @@ struct ProcessRouter {
     sync_net: OnceLock<Option<Arc<SyncNet>>>,
 }
 
-/// Every API key a provider list names (`api_key`, or the value of `api_key_env`), read before
-/// validation so that even a config error can be scrubbed.
-fn collect_secrets(providers: &Bound<'_, PyAny>) -> Secrets {
-    let mut keys = Vec::new();
-    if let Ok(iter) = providers.try_iter() {
-        for item in iter.flatten() {
-            let Ok(item) = item.cast_into::<PyDict>() else {
-                continue;
-            };
-            if let Ok(Some(key)) = item.get_item("api_key")
-                && let Ok(key) = key.extract::<String>()
-            {
-                keys.push(key);
-            }
-            if let Ok(Some(var)) = item.get_item("api_key_env")
-                && let Ok(var) = var.extract::<String>()
-                && let Ok(key) = std::env::var(var)
-            {
-                keys.push(key);
-            }
-        }
-    }
-    Secrets::new(keys)
-}
-
 /// `str`, `bytes`, or a list/tuple of them: PEM text with one or more certificates.
 fn pem_list(value: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     let one = |v: &Bound<'_, PyAny>| -> PyResult<String> {
@@ -271,7 +246,6 @@ impl PyRouter {
         proxy: Option<&Bound<'_, PyAny>>,
         trust_env: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let secrets = collect_secrets(providers);
         let config = PyDict::new(py);
         config.set_item("providers", providers)?;
         for (name, value) in [
@@ -295,12 +269,16 @@ impl PyRouter {
                 config.set_item(name, value)?;
             }
         }
+        // json's own errors name a type or a problem ("Object of type bytes is not JSON
+        // serializable", "Circular reference detected"), never a value.
         let text = json::dumps(py, config.as_any()).map_err(|e| {
             PyTypeError::new_err(format!(
                 "router config is not JSON-serializable: {}",
-                secrets.scrub(&e.value(py).to_string())
+                e.value(py)
             ))
         })?;
+        // Read before validation so that even a config error is scrubbed.
+        let secrets = Secrets::from_config_json(text.as_bytes(), |var| std::env::var(var).ok());
         let config = RouterConfig::from_json(text.as_bytes())
             .map_err(|e| errors::config_error(py, &e, &secrets))?;
         let policy = config.policy.name();

@@ -444,3 +444,49 @@ fn chat_over_loopback_http_with_a_key_from_the_environment() {
     }
     assert_eq!(received[1].json.as_ref().unwrap()["stream"], true);
 }
+
+#[test]
+fn a_hard_failure_body_is_printed_without_the_secrets_it_echoes() {
+    let server = MockServer::start_blocking();
+    let echo = json!({"error": {"message":
+        "Incorrect API key provided: sk-cli-SECRET-1; api-key az-cli-SECRET-2; EMPTY_RESPONSE"}});
+    server.script("a", vec![Step::status(401).json(echo)]);
+    let config = config_file(
+        &json!({"providers": [
+            {"name": "a", "kind": "openai", "base_url": server.base_url("a"),
+             "api_key_env": "F3DX_CLI_SECRET_KEY", "headers": {"api-key": "az-cli-SECRET-2"}},
+        ]})
+        .to_string(),
+    );
+    let out = run(
+        &["chat", "--config", config.to_str().unwrap(), "hello"],
+        &[("F3DX_CLI_SECRET_KEY", "sk-cli-SECRET-1")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("provider said: ")
+            && err.contains("provided: ***; api-key ***; EMPTY_RESPONSE"),
+        "{err}"
+    );
+    assert!(!err.contains("SECRET"), "{err}");
+}
+
+#[test]
+fn check_prints_no_url_credentials_and_no_key_pasted_as_a_variable_name() {
+    let config = config_file(
+        &json!({"providers": [
+            {"name": "gemini", "kind": "openai",
+             "base_url": "https://u:pw-SECRET@x.test/v1?api-version=1&key=qk-SECRET",
+             "api_key_env": "sk-pasted-SECRET"},
+        ]})
+        .to_string(),
+    );
+    let out = run(&["check", "--config", config.to_str().unwrap()], &[]);
+    let all = stdout(&out) + &stderr(&out);
+    assert!(
+        all.contains("https://***@x.test/v1?api-version=***&key=***"),
+        "{all}"
+    );
+    assert!(!all.contains("SECRET"), "{all}");
+}

@@ -339,6 +339,7 @@ impl RouterMachine {
             Ok(routed) => routed.attempts = records,
             Err(e) => *e.attempts_mut() = records,
         }
+        self.scrubber.scrub_outcome(&mut outcome);
         self.actions.push_back(Action::Complete { id, outcome });
     }
 

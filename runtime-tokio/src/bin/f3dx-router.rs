@@ -276,11 +276,23 @@ fn check(path: &Path) -> Result<(), Failure> {
     for (i, p) in config.providers.iter().enumerate() {
         let target = match p.kind {
             ProviderKind::Mock => "in-process".to_owned(),
-            _ => p.base_url.clone(),
+            // Without a password or query values (a key may sit in `?key=`).
+            _ => f3dx_router_core::secret::redact_url(&p.base_url),
+        };
+        // A key pasted into `api_key_env` is not printed as the variable's name.
+        let shown = |var: &str| {
+            if f3dx_router_core::secret::looks_like_variable_name(var) {
+                var.to_owned()
+            } else {
+                "(a name that is not shown)".to_owned()
+            }
         };
         let key = match (&p.api_key_env, &p.api_key) {
-            (Some(var), _) if std::env::var_os(var).is_some() => format!("key from ${var} (set)"),
+            (Some(var), _) if std::env::var_os(var).is_some() => {
+                format!("key from ${} (set)", shown(var))
+            }
             (Some(var), _) => {
+                let var = shown(var);
                 missing.push(format!("providers[{i}].api_key_env: ${var} is not set"));
                 format!("key from ${var} (NOT SET)")
             }
