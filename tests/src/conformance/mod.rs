@@ -196,6 +196,7 @@ macro_rules! conformance_suite {
             stream_cut_after_commit_is_interrupted,
             stream_error_after_commit_is_interrupted,
             hedged_stream_first_to_commit_wins,
+            reasoning_chunks_commit_the_stream,
         );
     };
     (@scenarios $driver:ty; $($name:ident),* $(,)?) => {

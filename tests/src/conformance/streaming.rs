@@ -411,3 +411,63 @@ pub async fn hedged_stream_first_to_commit_wins<D: Driver>() {
     assert_disconnected(&server, "a", 0).await;
     settled(&d).await;
 }
+
+/// An OpenAI-shape stream piece carrying `delta`, with `finish_reason` (JSON: `null` or a
+/// string).
+fn chunk_event(delta: Value, finish_reason: Value) -> String {
+    let chunk = json!({
+        "id": "chatcmpl-think", "object": "chat.completion.chunk", "created": 1_700_000_000,
+        "model": "deepseek-reasoner",
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+    });
+    format!("data: {chunk}\n\n")
+}
+
+/// A reasoning model thinks aloud: 15 reasoning chunks (`reasoning_content` as DeepSeek and
+/// SGLang send it, `reasoning` as vLLM and OpenRouter do) 100 ms apart, under `ttft_ms: 1000`.
+/// The first thought commits the attempt, so the provider is not failed over while it streams,
+/// and the caller gets every thought, then the answer.
+pub async fn reasoning_chunks_commit_the_stream<D: Driver>() {
+    for field in ["reasoning_content", "reasoning"] {
+        let server = MockServer::start().await;
+        let mut events = vec![chunk_event(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        )];
+        for i in 0..15 {
+            events.push(chunk_event(
+                json!({ field: format!("step {i}. ") }),
+                Value::Null,
+            ));
+        }
+        events.push(chunk_event(json!({"content": "42"}), Value::Null));
+        events.push(chunk_event(json!({}), json!("stop")));
+        events.push("data: [DONE]\n\n".to_owned());
+        server.script(
+            "a",
+            vec![Step::streaming(
+                StreamStep::events(events).chunk_gap(Duration::from_millis(100)),
+            )],
+        );
+        let mut cfg = providers(&server, &["a", "b"]);
+        cfg["ttft_ms"] = json!(1_000);
+        let d = D::build(config(cfg), None);
+        let result = d.stream(stream_request("think"), None).await;
+        let routed = match result.ended() {
+            Ok(routed) => routed,
+            Err(e) => panic!("{field}: {e:?}"),
+        };
+        assert_eq!(outcomes(&routed.attempts), vec![success("a")], "{field}");
+        let chunks = result.json();
+        let thoughts: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"][field].as_str())
+            .collect();
+        let want: String = (0..15).map(|i| format!("step {i}. ")).collect();
+        assert_eq!(thoughts, want, "{field}");
+        assert_eq!(result.text(), "42", "{field}");
+        assert_eq!(chunks.len(), 18, "{field}: every chunk passes through");
+        assert_counts(&server, &[("a", 1), ("b", 0)]);
+        settled(&d).await;
+    }
+}
