@@ -714,12 +714,17 @@ impl Usage {
         }
     }
 
+    /// Sums saturate: a provider's numbers are not trusted to be small, and a wrap would
+    /// report a huge usage as a tiny one (or panic in a debug build).
     fn to_openai(self) -> Value {
-        let prompt = self.input + self.cache_creation + self.cache_read;
+        let prompt = self
+            .input
+            .saturating_add(self.cache_creation)
+            .saturating_add(self.cache_read);
         let mut usage = json!({
             "prompt_tokens": prompt,
             "completion_tokens": self.output,
-            "total_tokens": prompt + self.output,
+            "total_tokens": prompt.saturating_add(self.output),
         });
         if self.cache_read > 0 {
             usage["prompt_tokens_details"] = json!({ "cached_tokens": self.cache_read });
@@ -1256,7 +1261,10 @@ mod tests {
         let u = &r["usage"];
         assert_eq!(
             u["total_tokens"].as_u64().unwrap(),
-            u["prompt_tokens"].as_u64().unwrap() + u["completion_tokens"].as_u64().unwrap()
+            u["prompt_tokens"]
+                .as_u64()
+                .unwrap()
+                .saturating_add(u["completion_tokens"].as_u64().unwrap())
         );
     }
 
@@ -1370,6 +1378,20 @@ mod tests {
             assert_eq!(r["usage"]["total_tokens"], 42);
             assert_eq!(r["usage"]["prompt_tokens_details"]["cached_tokens"], 20);
         }
+    }
+
+    #[test]
+    fn token_counts_saturate_instead_of_wrapping() {
+        let body = json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+            "content": [{ "type": "text", "text": "a" }], "stop_reason": "end_turn",
+            "usage": { "input_tokens": u64::MAX, "cache_creation_input_tokens": 5,
+                       "cache_read_input_tokens": 7, "output_tokens": u64::MAX },
+        });
+        let r = decode(&body);
+        assert_eq!(r["usage"]["prompt_tokens"], u64::MAX);
+        assert_eq!(r["usage"]["completion_tokens"], u64::MAX);
+        assert_eq!(r["usage"]["total_tokens"], u64::MAX);
     }
 
     #[test]
