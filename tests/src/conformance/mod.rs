@@ -197,6 +197,8 @@ macro_rules! conformance_suite {
             stream_error_after_commit_is_interrupted,
             hedged_stream_first_to_commit_wins,
             reasoning_chunks_commit_the_stream,
+            long_stream_passes_a_small_max_response_bytes,
+            one_stream_event_over_max_response_bytes_is_refused,
         );
     };
     (@scenarios $driver:ty; $($name:ident),* $(,)?) => {

@@ -471,3 +471,76 @@ pub async fn reasoning_chunks_commit_the_stream<D: Driver>() {
         settled(&d).await;
     }
 }
+
+/// `max_response_bytes` bounds what the router holds, not what it passes through: a stream of
+/// 200 chunks (about 30 KB) is served whole under `max_response_bytes: 4096`.
+pub async fn long_stream_passes_a_small_max_response_bytes<D: Driver>() {
+    let server = MockServer::start().await;
+    let mut events = vec![chunk_event(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    events.extend(
+        (0..200).map(|i| chunk_event(json!({ "content": format!("w{i:03} ") }), Value::Null)),
+    );
+    events.push(chunk_event(json!({}), json!("stop")));
+    events.push("data: [DONE]\n\n".to_owned());
+    let total: usize = events.iter().map(String::len).sum();
+    assert!(total > 20_000, "{total} bytes");
+    server.script("a", vec![Step::streaming(StreamStep::events(events))]);
+    let mut cfg = providers(&server, &["a", "b"]);
+    cfg["max_response_bytes"] = json!(4096);
+    let d = D::build(config(cfg), None);
+    let result = d.stream(stream_request("long"), None).await;
+    let routed = match result.ended() {
+        Ok(routed) => routed,
+        Err(e) => panic!("{e:?}"),
+    };
+    assert_eq!(outcomes(&routed.attempts), vec![success("a")]);
+    assert_eq!(result.chunks.len(), 202);
+    let want: String = (0..200).map(|i| format!("w{i:03} ")).collect();
+    assert_eq!(result.text(), want);
+    assert_counts(&server, &[("a", 1), ("b", 0)]);
+    settled(&d).await;
+}
+
+/// One 100 KB event under `max_response_bytes: 4096` is refused: before the commit the next
+/// provider serves the stream; after it the caller has what came before, then
+/// `StreamInterrupted`.
+pub async fn one_stream_event_over_max_response_bytes_is_refused<D: Driver>() {
+    let role = chunk_event(json!({"role": "assistant", "content": ""}), Value::Null);
+    let big = chunk_event(json!({"content": "x".repeat(100_000)}), Value::Null);
+    let hello = chunk_event(json!({"content": "Hello"}), Value::Null);
+    let done = "data: [DONE]\n\n".to_owned();
+    for committed in [false, true] {
+        let server = MockServer::start().await;
+        let events = if committed {
+            vec![role.clone(), hello.clone(), big.clone(), done.clone()]
+        } else {
+            vec![role.clone(), big.clone(), done.clone()]
+        };
+        server.script("a", vec![Step::streaming(StreamStep::events(events))]);
+        let mut cfg = providers(&server, &["a", "b"]);
+        cfg["max_response_bytes"] = json!(4096);
+        let d = D::build(config(cfg), None);
+        let result = d.stream(stream_request("big event"), None).await;
+        if committed {
+            assert_interrupted(&result, "a");
+            assert_eq!(result.text(), "Hello");
+            assert_counts(&server, &[("a", 1), ("b", 0)]);
+        } else {
+            let routed = result.ended().as_ref().expect("served by b");
+            assert_eq!(
+                outcomes(&routed.attempts),
+                vec![
+                    ("a".into(), AttemptOutcome::BodyTooLarge { limit: 4096 }),
+                    success("b")
+                ]
+            );
+            assert_only_from(&result, "b");
+            assert_eq!(result.text(), reply_text("b"));
+            assert_counts(&server, &[("a", 1), ("b", 1)]);
+        }
+        settled(&d).await;
+    }
+}

@@ -96,3 +96,103 @@ fn empty_reasoning_deltas_do_not_commit() {
     );
     assert_eq!(sends(&out)[0].1, 1);
 }
+
+// ---- max_response_bytes on streams ------------------------------------------------------------
+
+const LIMIT: &str = r#","max_response_bytes":4096"#;
+
+/// A stream of 200 content chunks, about 20 KB in all, whatever pieces it arrives in.
+fn long_stream() -> String {
+    let mut s = chunk(ROLE);
+    for i in 0..200 {
+        s += &chunk(&format!(r#"{{"content":"w{i:03} "}}"#));
+    }
+    s + &chunk(r#"{}"#).replace("null}]", "\"stop\"}]") + "data: [DONE]\n\n"
+}
+
+/// The limit bounds what the machine holds, not what passes through: a 20 KB stream passes
+/// `max_response_bytes: 4096` whole, in one piece or in many.
+#[test]
+fn a_long_stream_passes_a_small_buffer_limit() {
+    let stream = long_stream();
+    assert!(stream.len() > 5 * 4096, "{}", stream.len());
+    let by_bytes: Vec<&str> = stream
+        .as_bytes()
+        .chunks(1000)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    for pieces in [vec![stream.as_str()], by_bytes] {
+        let mut m = RouterMachine::new(mixed_config(LIMIT), 1).unwrap();
+        let a0 = sends(&start_stream(&mut m))[0].0;
+        let out = feed(&mut m, a0, 200, &pieces, false);
+        let chunks = delivered(&out);
+        assert_eq!(chunks.len(), 202, "every chunk delivered");
+        assert_eq!(text_of(&chunks).len(), 200 * 5);
+        let routed = outcome(&out).as_ref().expect("the whole stream served");
+        assert_eq!(routed.attempts.len(), 1);
+    }
+}
+
+/// One event larger than the limit is refused: before the commit a soft failure (the next
+/// provider is tried), after it a typed interruption. It is refused whether it arrives whole or
+/// in pieces (then as soon as the pending line outgrows the limit).
+#[test]
+fn one_event_over_the_limit_is_refused() {
+    let big = chunk(&format!(r#"{{"content":"{}"}}"#, "x".repeat(100_000)));
+    let in_pieces: Vec<&str> = big
+        .as_bytes()
+        .chunks(1000)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    for pieces in [vec![big.as_str()], in_pieces] {
+        // Before the commit.
+        let mut m = RouterMachine::new(mixed_config(LIMIT), 1).unwrap();
+        let a0 = sends(&start_stream(&mut m))[0].0;
+        let mut all = vec![ROLE_PIECE.as_str()];
+        all.extend(&pieces);
+        let out = feed(&mut m, a0, 200, &all, false);
+        assert!(delivered(&out).is_empty());
+        assert_eq!(cancels(&out), vec![a0]);
+        let (a1, provider) = sends(&out)[0];
+        assert_eq!(provider, 1);
+        let out = feed(&mut m, a1, 200, &[ANTHROPIC_STREAM], true);
+        let routed = outcome(&out).as_ref().expect("served by the next provider");
+        assert_eq!(
+            routed.attempts[0].outcome,
+            AttemptOutcome::BodyTooLarge { limit: 4096 }
+        );
+        // After the commit: what came before is delivered, then the interruption.
+        let mut m = RouterMachine::new(mixed_config(LIMIT), 1).unwrap();
+        let a0 = sends(&start_stream(&mut m))[0].0;
+        let hello = chunk(r#"{"content":"Hello"}"#);
+        let mut all = vec![ROLE_PIECE.as_str(), hello.as_str()];
+        all.extend(&pieces);
+        let out = feed(&mut m, a0, 200, &all, false);
+        assert_eq!(text_of(&delivered(&out)), "Hello");
+        assert!(
+            sends(&out).is_empty(),
+            "a committed stream never fails over"
+        );
+        match outcome(&out) {
+            Err(RouteError::StreamInterrupted { reason, .. }) => {
+                assert!(reason.contains("4096"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+static ROLE_PIECE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| chunk(ROLE));
+
+/// Chunks held before the commit (a provider that sends role chunks and never content) are
+/// bounded too.
+#[test]
+fn what_is_held_before_the_commit_is_bounded() {
+    let mut m = RouterMachine::new(mixed_config(LIMIT), 1).unwrap();
+    let a0 = sends(&start_stream(&mut m))[0].0;
+    let empties = chunk(r#"{"content":""}"#).repeat(100);
+    let out = feed(&mut m, a0, 200, &[ROLE_PIECE.as_str(), &empties], false);
+    assert!(delivered(&out).is_empty());
+    assert_eq!(cancels(&out), vec![a0]);
+    assert_eq!(sends(&out)[0].1, 1);
+}
