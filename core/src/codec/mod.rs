@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod thinking;
 
 use bytes::Bytes;
 
