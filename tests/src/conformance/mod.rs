@@ -199,6 +199,7 @@ macro_rules! conformance_suite {
             reasoning_chunks_commit_the_stream,
             long_stream_passes_a_small_max_response_bytes,
             one_stream_event_over_max_response_bytes_is_refused,
+            anthropic_extended_thinking_both_ways,
         );
     };
     (@scenarios $driver:ty; $($name:ident),* $(,)?) => {
