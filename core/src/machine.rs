@@ -106,6 +106,8 @@ struct StreamState {
     decoder: StreamDecoder,
     /// Chunks before commit (the role chunk), delivered when the attempt commits.
     held: Vec<Bytes>,
+    /// Their length in all, bounded by `max_response_bytes`.
+    held_bytes: usize,
 }
 
 #[derive(Debug)]

@@ -13,6 +13,7 @@
 //! Every JSON this module produces carries the fields `CreateChatCompletionResponse` and
 //! `CreateChatCompletionStreamResponse` of the OpenAI spec require.
 
+use crate::codec::thinking::{self, ResponseThinking};
 use crate::codec::{DecodeError, Decoded, EncodeError, StreamItem};
 use crate::request::ChatRequest;
 use crate::sse::SseEvent;
@@ -70,6 +71,13 @@ pub fn encode_request(
         (Some(v), _) => positive_int(v, "max_completion_tokens")?,
         (None, Some(v)) => positive_int(v, "max_tokens")?,
         (None, None) => u64::from(default_max_tokens),
+    };
+    let max_tokens = match thinking::encode(body, max_tokens)? {
+        Some((thinking, max_tokens)) => {
+            out.insert("thinking".into(), thinking);
+            max_tokens
+        }
+        None => max_tokens,
     };
     out.insert("max_tokens".into(), Value::from(max_tokens));
 
@@ -175,7 +183,9 @@ fn check_top_level_field(key: &str, value: &Value) -> Result<(), EncodeError> {
         | "tool_choice"
         | "parallel_tool_calls"
         | "user"
-        | "safety_identifier" => Ok(()),
+        | "safety_identifier"
+        | "reasoning_effort"
+        | "thinking" => Ok(()),
         // Harmless: they tune OpenAI's own storage, billing tier or prompt cache, not the answer.
         "stream_options"
         | "store"
@@ -229,9 +239,7 @@ fn check_top_level_field(key: &str, value: &Value) -> Result<(), EncodeError> {
         "functions" | "function_call" => {
             unsupported("deprecated by OpenAI and not translated; use `tools`/`tool_choice`")
         }
-        "reasoning_effort" | "verbosity" => {
-            unsupported("not translated to Anthropic (extended thinking changes the reply shape)")
-        }
+        "verbosity" => unsupported("Anthropic has no verbosity setting"),
         "web_search_options" => {
             unsupported("OpenAI's built-in web search is not available through Anthropic")
         }
@@ -588,7 +596,8 @@ fn assistant_blocks(
     i: usize,
 ) -> Result<Vec<Value>, EncodeError> {
     let field = format!("messages[{i}].content");
-    let mut blocks = Vec::new();
+    // Thinking the caller was given comes back first, as Anthropic requires.
+    let mut blocks = thinking::history_blocks(message, i)?;
     match content {
         None => {}
         Some(Value::String(s)) => blocks.extend(text_block(s)),
@@ -722,12 +731,17 @@ impl Usage {
             .saturating_add(self.output)
     }
 
+    /// Sums saturate: a provider's numbers are not trusted to be small, and a wrap would
+    /// report a huge usage as a tiny one (or panic in a debug build).
     fn to_openai(self) -> Value {
-        let prompt = self.input + self.cache_creation + self.cache_read;
+        let prompt = self
+            .input
+            .saturating_add(self.cache_creation)
+            .saturating_add(self.cache_read);
         let mut usage = json!({
             "prompt_tokens": prompt,
             "completion_tokens": self.output,
-            "total_tokens": prompt + self.output,
+            "total_tokens": prompt.saturating_add(self.output),
         });
         if self.cache_read > 0 {
             usage["prompt_tokens_details"] = json!({ "cached_tokens": self.cache_read });
@@ -746,9 +760,10 @@ fn required_str<'a>(v: &'a Value, key: &str, what: &str) -> Result<&'a str, Deco
 /// `created` is Unix seconds (the caller takes it from the response's Date header; 0 if unknown),
 /// because Anthropic's body carries no timestamp and core reads no clock.
 ///
-/// Text blocks are joined into `content`; `tool_use` blocks become `tool_calls`. Blocks with no
-/// OpenAI counterpart that do not change what the caller must act on (thinking, server-side tool
-/// use and its results, which Anthropic already folded into the text) are skipped.
+/// Text blocks are joined into `content`; `tool_use` blocks become `tool_calls`; thinking becomes
+/// `reasoning_content` and `thinking_blocks` (see [`thinking`]). Blocks with no OpenAI
+/// counterpart that do not change what the caller must act on (server-side tool use and its
+/// results, which Anthropic already folded into the text) are skipped.
 pub fn decode_response(body: &[u8], created: u64) -> Result<Decoded, DecodeError> {
     let msg: Value = serde_json::from_slice(body)
         .map_err(|e| dec_err(format!("Anthropic response is not JSON: {e}")))?;
@@ -775,6 +790,7 @@ pub fn decode_response(body: &[u8], created: u64) -> Result<Decoded, DecodeError
     let mut text = String::new();
     let mut has_text = false;
     let mut tool_calls = Vec::new();
+    let mut thinking = ResponseThinking::default();
     for (k, block) in blocks.iter().enumerate() {
         let what = format!("Anthropic response content[{k}]");
         match block.get("type").and_then(Value::as_str) {
@@ -795,6 +811,7 @@ pub fn decode_response(body: &[u8], created: u64) -> Result<Decoded, DecodeError
                     },
                 }));
             }
+            Some(_) if thinking.take(block, &what)? => {}
             Some(_) => {}
             None => return Err(dec_err(format!("{what} has no `type`"))),
         }
@@ -805,6 +822,7 @@ pub fn decode_response(body: &[u8], created: u64) -> Result<Decoded, DecodeError
         "content": if has_text { Value::from(text) } else { Value::Null },
         "refusal": null,
     });
+    thinking.into_message(&mut message);
     if !tool_calls.is_empty() {
         message["tool_calls"] = Value::Array(tool_calls);
     }
@@ -1011,7 +1029,15 @@ impl StreamTranslator {
             .get("content_block")
             .ok_or_else(|| dec_err(format!("{what} has no `content_block`")))?;
         if block.get("type").and_then(Value::as_str) != Some("tool_use") {
-            // Text arrives in deltas; thinking and server tools have no OpenAI counterpart.
+            // Text arrives in deltas, server tools have no OpenAI counterpart; a thinking block
+            // may start with text, a redacted one is whole at its start.
+            if let Some(delta) = thinking::stream_delta(block, what)? {
+                let chunk = self.chunk(delta, None);
+                out.push(StreamItem::Chunk {
+                    json: chunk,
+                    content: true,
+                });
+            }
             return Ok(());
         }
         let id = required_str(block, "id", what)?;
@@ -1070,8 +1096,11 @@ impl StreamTranslator {
                 }
                 json!({ "tool_calls": [{ "index": k, "function": { "arguments": partial } }] })
             }
-            // thinking_delta, signature_delta, citations_delta, and anything new.
-            _ => return Ok(()),
+            // thinking_delta and signature_delta; citations_delta and anything new: nothing.
+            _ => match thinking::stream_delta(delta, what)? {
+                Some(delta) => delta,
+                None => return Ok(()),
+            },
         };
         let chunk = self.chunk(delta, None);
         out.push(StreamItem::Chunk {
@@ -1267,7 +1296,10 @@ mod tests {
         let u = &r["usage"];
         assert_eq!(
             u["total_tokens"].as_u64().unwrap(),
-            u["prompt_tokens"].as_u64().unwrap() + u["completion_tokens"].as_u64().unwrap()
+            u["prompt_tokens"]
+                .as_u64()
+                .unwrap()
+                .saturating_add(u["completion_tokens"].as_u64().unwrap())
         );
     }
 
@@ -1386,6 +1418,20 @@ mod tests {
             assert_eq!(r["usage"]["total_tokens"], 42);
             assert_eq!(r["usage"]["prompt_tokens_details"]["cached_tokens"], 20);
         }
+    }
+
+    #[test]
+    fn token_counts_saturate_instead_of_wrapping() {
+        let body = json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+            "content": [{ "type": "text", "text": "a" }], "stop_reason": "end_turn",
+            "usage": { "input_tokens": u64::MAX, "cache_creation_input_tokens": 5,
+                       "cache_read_input_tokens": 7, "output_tokens": u64::MAX },
+        });
+        let r = decode(&body);
+        assert_eq!(r["usage"]["prompt_tokens"], u64::MAX);
+        assert_eq!(r["usage"]["completion_tokens"], u64::MAX);
+        assert_eq!(r["usage"]["total_tokens"], u64::MAX);
     }
 
     #[test]
@@ -1611,8 +1657,8 @@ mod tests {
         t.on_event(&ev(None, r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}  "#), &mut out)
             .unwrap();
         assert_eq!(out.len(), 2);
-        // Thinking and server-tool deltas have no OpenAI counterpart.
-        t.on_event(&ev(None, r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#), &mut out)
+        // Citation and server-tool deltas have no OpenAI counterpart.
+        t.on_event(&ev(None, r#"{"type":"content_block_delta","index":0,"delta":{"type":"citations_delta","citation":{"type":"char_location","cited_text":"x"}}}"#), &mut out)
             .unwrap();
         t.on_event(&ev(None, r#"{"type":"content_block_start","index":1,"content_block":{"type":"server_tool_use","id":"srv","name":"web_search","input":{}}}"#), &mut out)
             .unwrap();
@@ -2028,7 +2074,7 @@ mod tests {
             ("frequency_penalty", json!(-1)),
             ("seed", json!(7)),
             ("functions", json!([{ "name": "f" }])),
-            ("reasoning_effort", json!("high")),
+            ("verbosity", json!("low")),
             ("web_search_options", json!({})),
             ("made_up_field", json!(true)),
         ] {

@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod thinking;
 
 use bytes::Bytes;
 
@@ -25,7 +26,7 @@ pub struct DecodeError(pub String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamItem {
     /// One OpenAI `chat.completion.chunk` as JSON. `content` says whether it carries anything of
-    /// the answer (text, refusal, a tool call, a finish reason, usage): the attempt commits at its
+    /// the answer (text, reasoning, refusal, a tool call, a finish reason, usage): the attempt commits at its
     /// first such chunk; chunks before that (the role chunk) are held back until then.
     Chunk { json: Bytes, content: bool },
     /// The provider said the stream is complete (`[DONE]`, `message_stop`).

@@ -113,10 +113,24 @@ struct DeltaProbe<'a> {
     content: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, borrow)]
     refusal: Option<std::borrow::Cow<'a, str>>,
+    /// A reasoning model's thoughts: `reasoning_content` (DeepSeek, SGLang) or `reasoning`
+    /// (vLLM, OpenRouter, gpt-oss). Content like any other: the caller sees the model thinking,
+    /// and a provider that is thinking has met its first-token limit. Raw, so that a server
+    /// that sends something other than a string here is passed through, not refused.
+    #[serde(default, borrow)]
+    reasoning_content: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow)]
+    reasoning: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     tool_calls: Option<IgnoredAny>,
     #[serde(default)]
     function_call: Option<IgnoredAny>,
+}
+
+/// Whether a raw JSON value is a string with at least one character.
+fn non_empty_string(raw: &serde_json::value::RawValue) -> bool {
+    let text = raw.get();
+    text.starts_with('"') && text != "\"\""
 }
 
 /// OpenAI streams pass through chunk by chunk; the passthrough only classifies them.
@@ -155,6 +169,8 @@ impl StreamPassthrough {
                     || c.delta.as_ref().is_some_and(|d| {
                         d.content.as_deref().is_some_and(|s| !s.is_empty())
                             || d.refusal.as_deref().is_some_and(|s| !s.is_empty())
+                            || d.reasoning_content.is_some_and(non_empty_string)
+                            || d.reasoning.is_some_and(non_empty_string)
                             || d.tool_calls.is_some()
                             || d.function_call.is_some()
                     })
@@ -220,5 +236,27 @@ mod tests {
         assert!(matches!(&out[2], StreamItem::Error { message } if message.contains("overloaded")));
         assert_eq!(out[3], StreamItem::Done);
         assert!(p.on_event(&ev("{not json"), &mut out).is_err());
+    }
+
+    #[test]
+    fn reasoning_deltas_are_content() {
+        let mut p = StreamPassthrough;
+        let cases = [
+            (r#"{"reasoning_content":"Let me think"}"#, true),
+            (r#"{"reasoning":"Let me think"}"#, true),
+            (r#"{"role":"assistant","reasoning_content":""}"#, false),
+            (r#"{"reasoning":null,"content":null}"#, false),
+            (r#"{"reasoning":{"effort":"low"}}"#, false),
+        ];
+        for (delta, content) in cases {
+            let data =
+                format!(r#"{{"choices":[{{"index":0,"delta":{delta},"finish_reason":null}}]}}"#);
+            let mut out = Vec::new();
+            p.on_event(&ev(&data), &mut out).unwrap();
+            assert!(
+                matches!(out[0], StreamItem::Chunk { content: c, .. } if c == content),
+                "{delta}"
+            );
+        }
     }
 }

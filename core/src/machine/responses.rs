@@ -44,6 +44,7 @@ impl RouterMachine {
                         parser: SseParser::new(),
                         decoder,
                         held: Vec::new(),
+                        held_bytes: 0,
                     }))
                 } else {
                     Phase::Body { status, created }
@@ -140,14 +141,18 @@ impl RouterMachine {
                     self.finish_hard_failure(now, attempt);
                 }
             }
-            Phase::Stream(_) if over => {
-                self.stream_failed(now, attempt, AttemptOutcome::BodyTooLarge { limit }, true);
-            }
+            // A stream is bounded by what it makes the machine hold (one line or event, the
+            // chunks held before the commit), not by its length: it passes through.
             Phase::Stream(stream) => {
                 let mut events = std::mem::take(&mut self.scratch_events);
                 stream.parser.push(&chunk, &mut events);
+                let pending = stream.parser.buffered_len();
                 self.on_stream_events(now, attempt, &mut events, false);
                 self.scratch_events = events;
+                if pending > limit && self.attempts.contains_key(&attempt) {
+                    let outcome = AttemptOutcome::BodyTooLarge { limit };
+                    self.stream_failed(now, attempt, outcome, true);
+                }
             }
         }
     }

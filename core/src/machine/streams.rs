@@ -17,14 +17,19 @@ impl RouterMachine {
         events: &mut Vec<SseEvent>,
         ended: bool,
     ) {
+        let limit = self.max_response_bytes;
         let mut items = std::mem::take(&mut self.scratch_items);
         let mut failure = None;
         if let Some(a) = self.attempts.get_mut(&attempt)
             && let Phase::Stream(stream) = &mut a.phase
         {
             for event in events.drain(..) {
+                if event_len(&event) > limit {
+                    failure = Some(AttemptOutcome::BodyTooLarge { limit });
+                    break;
+                }
                 if let Err(e) = stream.decoder.on_event(&event, &mut items) {
-                    failure = Some(e.0);
+                    failure = Some(AttemptOutcome::StreamFailedBeforeCommit { reason: e.0 });
                     break;
                 }
             }
@@ -40,7 +45,8 @@ impl RouterMachine {
                 }
                 StreamItem::Done => self.stream_done(now, attempt),
                 StreamItem::Error { message } => {
-                    failure = Some(format!("provider sent an error event: {message}"));
+                    let reason = format!("provider sent an error event: {message}");
+                    failure = Some(AttemptOutcome::StreamFailedBeforeCommit { reason });
                     break;
                 }
             }
@@ -49,13 +55,8 @@ impl RouterMachine {
         if !self.attempts.contains_key(&attempt) {
             return;
         }
-        if let Some(reason) = failure {
-            self.stream_failed(
-                now,
-                attempt,
-                AttemptOutcome::StreamFailedBeforeCommit { reason },
-                true,
-            );
+        if let Some(outcome) = failure {
+            self.stream_failed(now, attempt, outcome, true);
         } else if ended {
             let reason = "connection closed before the stream finished".to_owned();
             self.stream_failed(
@@ -93,7 +94,12 @@ impl RouterMachine {
                 chunk: json,
             });
         } else {
+            stream.held_bytes = stream.held_bytes.saturating_add(json.len());
             stream.held.push(json);
+            if stream.held_bytes > self.max_response_bytes {
+                let limit = self.max_response_bytes;
+                self.stream_failed(now, attempt, AttemptOutcome::BodyTooLarge { limit }, true);
+            }
         }
     }
 
@@ -184,7 +190,9 @@ impl RouterMachine {
             let reason = match &outcome {
                 AttemptOutcome::StreamFailedBeforeCommit { reason } => reason.clone(),
                 AttemptOutcome::Transport(kind) => kind.to_string(),
-                AttemptOutcome::BodyTooLarge { limit } => format!("stream exceeded {limit} bytes"),
+                AttemptOutcome::BodyTooLarge { limit } => {
+                    format!("a stream event exceeded max_response_bytes ({limit} bytes)")
+                }
                 other => format!("{other:?}"),
             };
             self.interrupt_stream(now, attempt, reason);
@@ -212,4 +220,9 @@ impl RouterMachine {
             }),
         );
     }
+}
+
+/// What one event makes the machine hold: its data and its name.
+fn event_len(event: &SseEvent) -> usize {
+    event.data.len() + event.event.as_ref().map_or(0, String::len)
 }

@@ -207,6 +207,10 @@ macro_rules! conformance_suite {
             out_of_budget_everywhere_is_rate_limited,
             learned_budget_stops_sends_before_the_429,
             breaker_opens_after_503s_and_probes,
+            reasoning_chunks_commit_the_stream,
+            long_stream_passes_a_small_max_response_bytes,
+            one_stream_event_over_max_response_bytes_is_refused,
+            anthropic_extended_thinking_both_ways,
         );
     };
     (@scenarios $driver:ty; $($name:ident),* $(,)?) => {

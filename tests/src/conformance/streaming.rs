@@ -411,3 +411,291 @@ pub async fn hedged_stream_first_to_commit_wins<D: Driver>() {
     assert_disconnected(&server, "a", 0).await;
     settled(&d).await;
 }
+
+/// An OpenAI-shape stream piece carrying `delta`, with `finish_reason` (JSON: `null` or a
+/// string).
+fn chunk_event(delta: Value, finish_reason: Value) -> String {
+    let chunk = json!({
+        "id": "chatcmpl-think", "object": "chat.completion.chunk", "created": 1_700_000_000,
+        "model": "deepseek-reasoner",
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+    });
+    format!("data: {chunk}\n\n")
+}
+
+/// A reasoning model thinks aloud: 15 reasoning chunks (`reasoning_content` as DeepSeek and
+/// SGLang send it, `reasoning` as vLLM and OpenRouter do) 100 ms apart, under `ttft_ms: 1000`.
+/// The first thought commits the attempt, so the provider is not failed over while it streams,
+/// and the caller gets every thought, then the answer.
+pub async fn reasoning_chunks_commit_the_stream<D: Driver>() {
+    for field in ["reasoning_content", "reasoning"] {
+        let server = MockServer::start().await;
+        let mut events = vec![chunk_event(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        )];
+        for i in 0..15 {
+            events.push(chunk_event(
+                json!({ field: format!("step {i}. ") }),
+                Value::Null,
+            ));
+        }
+        events.push(chunk_event(json!({"content": "42"}), Value::Null));
+        events.push(chunk_event(json!({}), json!("stop")));
+        events.push("data: [DONE]\n\n".to_owned());
+        server.script(
+            "a",
+            vec![Step::streaming(
+                StreamStep::events(events).chunk_gap(Duration::from_millis(100)),
+            )],
+        );
+        let mut cfg = providers(&server, &["a", "b"]);
+        cfg["ttft_ms"] = json!(1_000);
+        let d = D::build(config(cfg), None);
+        let result = d.stream(stream_request("think"), None).await;
+        let routed = match result.ended() {
+            Ok(routed) => routed,
+            Err(e) => panic!("{field}: {e:?}"),
+        };
+        assert_eq!(outcomes(&routed.attempts), vec![success("a")], "{field}");
+        let chunks = result.json();
+        let thoughts: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"][field].as_str())
+            .collect();
+        let want: String = (0..15).map(|i| format!("step {i}. ")).collect();
+        assert_eq!(thoughts, want, "{field}");
+        assert_eq!(result.text(), "42", "{field}");
+        assert_eq!(chunks.len(), 18, "{field}: every chunk passes through");
+        assert_counts(&server, &[("a", 1), ("b", 0)]);
+        settled(&d).await;
+    }
+}
+
+/// `max_response_bytes` bounds what the router holds, not what it passes through: a stream of
+/// 200 chunks (about 30 KB) is served whole under `max_response_bytes: 4096`.
+pub async fn long_stream_passes_a_small_max_response_bytes<D: Driver>() {
+    let server = MockServer::start().await;
+    let mut events = vec![chunk_event(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    events.extend(
+        (0..200).map(|i| chunk_event(json!({ "content": format!("w{i:03} ") }), Value::Null)),
+    );
+    events.push(chunk_event(json!({}), json!("stop")));
+    events.push("data: [DONE]\n\n".to_owned());
+    let total: usize = events.iter().map(String::len).sum();
+    assert!(total > 20_000, "{total} bytes");
+    server.script("a", vec![Step::streaming(StreamStep::events(events))]);
+    let mut cfg = providers(&server, &["a", "b"]);
+    cfg["max_response_bytes"] = json!(4096);
+    let d = D::build(config(cfg), None);
+    let result = d.stream(stream_request("long"), None).await;
+    let routed = match result.ended() {
+        Ok(routed) => routed,
+        Err(e) => panic!("{e:?}"),
+    };
+    assert_eq!(outcomes(&routed.attempts), vec![success("a")]);
+    assert_eq!(result.chunks.len(), 202);
+    let want: String = (0..200).map(|i| format!("w{i:03} ")).collect();
+    assert_eq!(result.text(), want);
+    assert_counts(&server, &[("a", 1), ("b", 0)]);
+    settled(&d).await;
+}
+
+/// One 100 KB event under `max_response_bytes: 4096` is refused: before the commit the next
+/// provider serves the stream; after it the caller has what came before, then
+/// `StreamInterrupted`.
+pub async fn one_stream_event_over_max_response_bytes_is_refused<D: Driver>() {
+    let role = chunk_event(json!({"role": "assistant", "content": ""}), Value::Null);
+    let big = chunk_event(json!({"content": "x".repeat(100_000)}), Value::Null);
+    let hello = chunk_event(json!({"content": "Hello"}), Value::Null);
+    let done = "data: [DONE]\n\n".to_owned();
+    for committed in [false, true] {
+        let server = MockServer::start().await;
+        let events = if committed {
+            vec![role.clone(), hello.clone(), big.clone(), done.clone()]
+        } else {
+            vec![role.clone(), big.clone(), done.clone()]
+        };
+        server.script("a", vec![Step::streaming(StreamStep::events(events))]);
+        let mut cfg = providers(&server, &["a", "b"]);
+        cfg["max_response_bytes"] = json!(4096);
+        let d = D::build(config(cfg), None);
+        let result = d.stream(stream_request("big event"), None).await;
+        if committed {
+            assert_interrupted(&result, "a");
+            assert_eq!(result.text(), "Hello");
+            assert_counts(&server, &[("a", 1), ("b", 0)]);
+        } else {
+            let routed = result.ended().as_ref().expect("served by b");
+            assert_eq!(
+                outcomes(&routed.attempts),
+                vec![
+                    ("a".into(), AttemptOutcome::BodyTooLarge { limit: 4096 }),
+                    success("b")
+                ]
+            );
+            assert_only_from(&result, "b");
+            assert_eq!(result.text(), reply_text("b"));
+            assert_counts(&server, &[("a", 1), ("b", 1)]);
+        }
+        settled(&d).await;
+    }
+}
+
+/// An Anthropic stream piece: `event: {type}` and its data.
+fn anthropic_event(data: Value) -> String {
+    format!(
+        "event: {}\ndata: {data}\n\n",
+        data["type"].as_str().unwrap_or("")
+    )
+}
+
+/// Anthropic extended thinking, as its documentation shows it (no recording has thinking):
+/// `reasoning_effort` reaches the provider as a thinking budget under `max_tokens`; streamed,
+/// 12 thoughts 100 ms apart under `ttft_ms: 1000` commit the attempt and arrive as
+/// `reasoning_content`, the signature and a redacted block as `thinking_blocks`; not streamed,
+/// the message carries both; sent back in an assistant turn, the blocks open that turn. Every
+/// chunk and the completion are checked against the OpenAI spec.
+pub async fn anthropic_extended_thinking_both_ways<D: Driver>() {
+    let server = MockServer::start().await;
+    let signature = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds";
+    let redacted = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP";
+    let mut events = vec![
+        anthropic_event(json!({"type": "message_start", "message": {
+            "id": "msg_think", "type": "message", "role": "assistant", "content": [],
+            "model": "claude-sonnet-4-5", "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 12, "output_tokens": 1}}})),
+        anthropic_event(json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "thinking", "thinking": ""}})),
+    ];
+    for i in 0..12 {
+        events.push(anthropic_event(
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "thinking_delta", "thinking": format!("step {i}. ")}}),
+        ));
+    }
+    events.extend([
+        anthropic_event(json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "signature_delta", "signature": signature}})),
+        anthropic_event(json!({"type": "content_block_stop", "index": 0})),
+        anthropic_event(json!({"type": "content_block_start", "index": 1,
+            "content_block": {"type": "redacted_thinking", "data": redacted}})),
+        anthropic_event(json!({"type": "content_block_stop", "index": 1})),
+        anthropic_event(json!({"type": "content_block_start", "index": 2,
+            "content_block": {"type": "text", "text": ""}})),
+        anthropic_event(json!({"type": "content_block_delta", "index": 2,
+            "delta": {"type": "text_delta", "text": "27 * 453 = 12,231"}})),
+        anthropic_event(json!({"type": "content_block_stop", "index": 2})),
+        anthropic_event(json!({"type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            "usage": {"output_tokens": 120}})),
+        anthropic_event(json!({"type": "message_stop"})),
+    ]);
+    let thinking_block =
+        json!({"type": "thinking", "thinking": "I multiply.", "signature": signature});
+    let redacted_block = json!({"type": "redacted_thinking", "data": redacted});
+    let answer = json!({
+        "id": "msg_think2", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [thinking_block, redacted_block, {"type": "text", "text": "12,231"}],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 12, "output_tokens": 50},
+    });
+    server.script(
+        "c",
+        vec![
+            Step::streaming(StreamStep::events(events).chunk_gap(Duration::from_millis(100))),
+            Step::ok().json(answer),
+            Step::ok(),
+        ],
+    );
+    let mut cfg = json!({"providers": [anthropic("c", server.base_url("c")), openai("b", server.base_url("b"))]});
+    cfg["ttft_ms"] = json!(1_000);
+    let d = D::build(config(cfg), None);
+
+    // Streamed, reasoning_effort medium: a 2,048-token budget under the default 4,096.
+    let request = ChatRequest::from_value(json!({
+        "model": "gpt-4o", "messages": [{"role": "user", "content": "27 * 453?"}],
+        "stream": true, "stream_options": {"include_usage": true}, "reasoning_effort": "medium",
+    }))
+    .unwrap();
+    let result = d.stream(request, None).await;
+    let routed = match result.ended() {
+        Ok(routed) => routed,
+        Err(e) => panic!("{e:?}"),
+    };
+    assert_eq!(outcomes(&routed.attempts), vec![success("c")]);
+    let chunks = result.json();
+    let deltas: Vec<&Value> = chunks.iter().map(|c| &c["choices"][0]["delta"]).collect();
+    let thoughts: String = deltas
+        .iter()
+        .filter_map(|d| d["reasoning_content"].as_str())
+        .collect();
+    assert_eq!(
+        thoughts,
+        (0..12).map(|i| format!("step {i}. ")).collect::<String>()
+    );
+    let blocks: Vec<&Value> = deltas
+        .iter()
+        .filter_map(|d| d.get("thinking_blocks"))
+        .collect();
+    assert_eq!(
+        blocks,
+        [
+            &json!([{"type": "thinking", "thinking": "", "signature": signature}]),
+            &json!([redacted_block]),
+        ]
+    );
+    assert_eq!(result.text(), "27 * 453 = 12,231");
+    let sent = server.received("c")[0].json.clone().expect("JSON");
+    assert_eq!(
+        sent["thinking"],
+        json!({"type": "enabled", "budget_tokens": 2048})
+    );
+    assert_eq!(sent["max_tokens"], 4096);
+
+    // Not streamed, reasoning_effort high with a limit below its budget: the budget is added.
+    let request = ChatRequest::from_value(json!({
+        "model": "gpt-4o", "messages": [{"role": "user", "content": "27 * 453?"}],
+        "reasoning_effort": "high", "max_completion_tokens": 1000,
+    }))
+    .unwrap();
+    let routed = d.call(request).await.expect("served");
+    let body = completion(&routed);
+    let message = &body["choices"][0]["message"];
+    assert_eq!(message["content"], "12,231");
+    assert_eq!(message["reasoning_content"], "I multiply.");
+    assert_eq!(
+        message["thinking_blocks"],
+        json!([thinking_block, redacted_block])
+    );
+    let sent = server.received("c")[1].json.clone().expect("JSON");
+    assert_eq!(
+        sent["thinking"],
+        json!({"type": "enabled", "budget_tokens": 4096})
+    );
+    assert_eq!(sent["max_tokens"], 5096);
+
+    // The conversation continues: the assistant turn goes back with its thinking first.
+    let mut turn = message.clone();
+    turn["tool_calls"] = json!([{"id": "toolu_1", "type": "function",
+        "function": {"name": "calc", "arguments": "{\"x\":1}"}}]);
+    let request = ChatRequest::from_value(json!({
+        "model": "gpt-4o", "reasoning_effort": "high",
+        "messages": [{"role": "user", "content": "27 * 453?"}, turn,
+                     {"role": "tool", "tool_call_id": "toolu_1", "content": "12231"}],
+        "tools": [{"type": "function", "function": {"name": "calc", "parameters": {}}}],
+    }))
+    .unwrap();
+    d.call(request).await.expect("served");
+    let sent = server.received("c")[2].json.clone().expect("JSON");
+    let content = &sent["messages"][1]["content"];
+    assert_eq!(content[0], thinking_block);
+    assert_eq!(content[1], redacted_block);
+    assert_eq!(content[2]["type"], "text");
+    assert_eq!(content[3]["type"], "tool_use");
+    assert_counts(&server, &[("c", 3), ("b", 0)]);
+    settled(&d).await;
+}
