@@ -223,9 +223,7 @@ impl WasmRouter {
     #[wasm_bindgen(js_name = fireTimers)]
     pub fn fire_timers(&self, now_ms: f64) -> Option<f64> {
         self.clock.set(now_ms);
-        self.host
-            .fire_timers()
-            .map(|at| nanos_to_ms(at.as_nanos()))
+        self.host.fire_timers().map(|at| nanos_to_ms(at.as_nanos()))
     }
 
     /// Everything the host queued since the last take, in order: execute each.

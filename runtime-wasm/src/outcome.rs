@@ -153,7 +153,10 @@ pub(crate) fn error_json(error: &RouteError, secrets: &Secrets) -> Value {
     };
     fields.insert("ok".to_owned(), json!(false));
     fields.insert("name".to_owned(), json!(name));
-    fields.insert("message".to_owned(), json!(secrets.scrub(&error.to_string())));
+    fields.insert(
+        "message".to_owned(),
+        json!(secrets.scrub(&error.to_string())),
+    );
     fields.insert("attempts".to_owned(), attempts(error.attempts(), secrets));
     Value::Object(fields)
 }
