@@ -184,6 +184,7 @@ export class Router {
       onId?.(id);
       const entry = { onChunk, resolve, reject, signal, onAbort: null };
       this.#calls.set(id, entry);
+      this.#holdProcess();
       if (signal) {
         entry.onAbort = () => this.#cancel(id, signal.reason);
         signal.addEventListener("abort", entry.onAbort, { once: true });
@@ -206,6 +207,7 @@ export class Router {
   #forget(id, entry) {
     this.#calls.delete(id);
     if (entry.onAbort) entry.signal.removeEventListener("abort", entry.onAbort);
+    this.#holdProcess();
   }
 
   /** Executes every command queued, until none is left. */
@@ -262,6 +264,15 @@ export class Router {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timerAt = at;
     this.#timer = setTimeout(() => this.#fire(), Math.max(0, Math.ceil(at - now())));
+    this.#holdProcess();
+  }
+
+  /** Node: a timer keeps the process alive only while a call is in flight (a deadline due in a
+   * minute must not hold up a script's exit once its calls are done). The timer stays armed:
+   * the host asks for an alarm only when its earliest due time moves earlier. */
+  #holdProcess() {
+    if (this.#calls.size > 0) this.#timer?.ref?.();
+    else this.#timer?.unref?.();
   }
 
   #fire() {
