@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+cargo fmt --manifest-path runtime-wasm/Cargo.toml -- --check
 bash scripts/build-wasm.sh
 cargo build -q -p f3dx-router-testkit --bin f3dx-mock-provider
 (cd runtime-wasm && node --test tests/)
