@@ -11,3 +11,4 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 bash python/run-tests.sh
+bash scripts/test-wasm.sh
