@@ -21,14 +21,11 @@ fn tail_provider(i: usize) -> String {
 fn scenario(policy: &str, requests: usize) -> Scenario {
     let providers: Vec<String> = (0..4).map(tail_provider).collect();
     let json = format!(r#"{{"providers":[{}]{policy}}}"#, providers.join(","));
-    Scenario {
-        config: RouterConfig::from_json(json.as_bytes()).expect("valid"),
+    Scenario::steady(
+        RouterConfig::from_json(json.as_bytes()).expect("valid"),
         requests,
-        interarrival: Duration::from_millis(1),
-        stream_share: 0.0,
-        chunk_gap: Duration::ZERO,
-        cancel_share: 0.0,
-    }
+        Duration::from_millis(1),
+    )
 }
 
 fn tail_at_scale(seed: u64, requests: usize) {
