@@ -107,6 +107,8 @@ struct Sim<'a> {
     verbose: bool,
     /// The machine's stats before the current step (what the breaker log and rule read).
     before: Vec<ProviderStats>,
+    /// Each provider's breaker at the last look, for the log.
+    last_breaker: Vec<&'static str>,
 }
 
 impl<'a> Sim<'a> {
@@ -147,6 +149,7 @@ impl<'a> Sim<'a> {
             hasher: DefaultHasher::new(),
             verbose: std::env::var_os("F3DX_SIM_TRACE").is_some(),
             before: Vec::new(),
+            last_breaker: Vec::new(),
         }
     }
 
@@ -248,15 +251,10 @@ impl<'a> Sim<'a> {
 
     /// Records every provider whose breaker reads differently from the last look.
     fn log_breakers(&mut self, stats: &[ProviderStats]) {
+        self.last_breaker.resize(stats.len(), "closed");
         for (provider, s) in stats.iter().enumerate() {
-            let last = self
-                .report
-                .breaker_changes
-                .iter()
-                .rev()
-                .find(|c| c.provider == provider)
-                .map(|c| c.state.name());
-            if last.unwrap_or("closed") != s.breaker.name() {
+            if self.last_breaker[provider] != s.breaker.name() {
+                self.last_breaker[provider] = s.breaker.name();
                 self.report.breaker_changes.push(BreakerChange {
                     at: self.now - Time::ZERO,
                     provider,
