@@ -222,7 +222,9 @@ fn run(config: &RouterConfig, ops: &[Op]) -> Result<Vec<String>, TestCaseError> 
         let input = match op.clone() {
             Op::Request { stream, max_tokens } => {
                 requests += 1;
-                let max_tokens = max_tokens.map(|n| format!(r#","max_tokens":{n}"#)).unwrap_or_default();
+                let max_tokens = max_tokens
+                    .map(|n| format!(r#","max_tokens":{n}"#))
+                    .unwrap_or_default();
                 let body = format!(
                     r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"q"}}],"stream":{stream},"stream_options":{{"include_usage":true}}{max_tokens}}}"#
                 );
@@ -325,7 +327,11 @@ fn weighted_run(weights: &[u32], requests: u64) -> Result<Vec<u64>, TestCaseErro
         .map(|(i, w)| format!(r#"{{"name":"p{i}","kind":"openai","base_url":"https://p{i}.test/v1","weight":{w}}}"#))
         .collect();
     let config = RouterConfig::from_json(
-        format!(r#"{{"providers":[{}],"policy":"weighted"}}"#, list.join(",")).as_bytes(),
+        format!(
+            r#"{{"providers":[{}],"policy":"weighted"}}"#,
+            list.join(",")
+        )
+        .as_bytes(),
     )
     .unwrap();
     let mut m = RouterMachine::new(config.clone(), 3).unwrap();
@@ -337,19 +343,33 @@ fn weighted_run(weights: &[u32], requests: u64) -> Result<Vec<u64>, TestCaseErro
             r#"{"model":"gpt-4o","messages":[{"role":"user","content":"q"}]}"#.to_owned(),
         )
         .unwrap();
-        let mut inputs = vec![Input::Request { id: RequestId(id), request }];
+        let mut inputs = vec![Input::Request {
+            id: RequestId(id),
+            request,
+        }];
         while let Some(input) = inputs.pop() {
             rules.before_step(&m.stats(now));
             rules.before_input(now, &input);
-            m.handle_input(now, input.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            m.handle_input(now, input.clone())
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
             rules.after_input(&input);
             while let Some(action) = m.poll_action() {
                 rules.on_action(now, &action).map_err(TestCaseError::fail)?;
-                if let Action::Send { attempt, provider, .. } = action {
+                if let Action::Send {
+                    attempt, provider, ..
+                } = action
+                {
                     counts[provider.0] += 1;
                     inputs.push(Input::ResponseEnd { attempt });
-                    inputs.push(Input::ResponseBody { attempt, chunk: body.clone() });
-                    inputs.push(Input::ResponseHead { attempt, status: 200, headers: http::HeaderMap::new() });
+                    inputs.push(Input::ResponseBody {
+                        attempt,
+                        chunk: body.clone(),
+                    });
+                    inputs.push(Input::ResponseHead {
+                        attempt,
+                        status: 200,
+                        headers: http::HeaderMap::new(),
+                    });
                 }
             }
         }

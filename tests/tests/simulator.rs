@@ -68,7 +68,11 @@ fn weighted_shares_match_the_weights_within_one_percent() {
     println!("{}", r.table());
     for (i, expected) in r.expected().iter().enumerate() {
         assert!((r.first_share[i] - expected).abs() <= 0.01, "{}", r.table());
-        assert!((r.served_share[i] - expected).abs() <= 0.01, "{}", r.table());
+        assert!(
+            (r.served_share[i] - expected).abs() <= 0.01,
+            "{}",
+            r.table()
+        );
     }
     assert!(r.success_rate > 0.99, "{}", r.table());
 }
@@ -106,7 +110,11 @@ fn a_failing_provider_is_cut_off_probed_once_per_open_period_and_readmitted() {
     let r = breaker::breaker(TABLE_SEED);
     println!("{}", r.table());
     let opened = r.opened_at().expect("the breaker opened");
-    assert!(opened >= std::time::Duration::from_secs(10) && opened < std::time::Duration::from_secs(11), "{}", r.table());
+    assert!(
+        opened >= std::time::Duration::from_secs(10) && opened < std::time::Duration::from_secs(11),
+        "{}",
+        r.table()
+    );
     assert_eq!(r.sent_while_open, 0, "{}", r.table());
     // One probe per open period: 5 s, then 10 s, then 20 s (doubling), the last after recovery.
     let gaps: Vec<u64> = std::iter::once(opened)
@@ -117,9 +125,17 @@ fn a_failing_provider_is_cut_off_probed_once_per_open_period_and_readmitted() {
         .collect();
     assert_eq!(gaps, [5, 10, 20], "{}", r.table());
     let closed = r.closed_at().expect("it closed again");
-    assert!(closed >= std::time::Duration::from_secs(40), "{}", r.table());
+    assert!(
+        closed >= std::time::Duration::from_secs(40),
+        "{}",
+        r.table()
+    );
     // Traffic returns: sequential sends everything to p0 again once it is closed.
-    assert!(r.closed_sends_per_5s[10..].iter().all(|&n| n >= 90), "{}", r.table());
+    assert!(
+        r.closed_sends_per_5s[10..].iter().all(|&n| n >= 90),
+        "{}",
+        r.table()
+    );
 }
 
 #[test]
@@ -128,17 +144,40 @@ fn the_throttle_cuts_sends_per_request_in_a_total_outage() {
     println!("{}", outage::table(&rows));
     let (plain, throttled) = (&rows[0], &rows[1]);
     assert_eq!(plain.success_rate, 0.0);
-    assert!(throttled.sends_per_request_later < plain.sends_per_request_later, "{}", outage::table(&rows));
-    assert!(throttled.sends_per_request_later <= 1.1, "{}", outage::table(&rows));
+    assert!(
+        throttled.sends_per_request_later < plain.sends_per_request_later,
+        "{}",
+        outage::table(&rows)
+    );
+    assert!(
+        throttled.sends_per_request_later <= 1.1,
+        "{}",
+        outage::table(&rows)
+    );
 }
 
 #[test]
 fn auto_hedge_delay_lands_near_the_hand_tuned_p95() {
     let r = tail::tail_at_scale(TABLE_SEED, 20_000);
     println!("{}", r.table(TABLE_SEED));
-    let (tuned, auto) = (r.row("hedged k=2, delay = p95"), r.row("hedged k=2, delay \"auto\""));
+    let (tuned, auto) = (
+        r.row("hedged k=2, delay = p95"),
+        r.row("hedged k=2, delay \"auto\""),
+    );
     let sequential = r.row("sequential");
-    assert!(auto.quantile(0.999) * 4 < sequential.quantile(0.999), "{}", r.table(TABLE_SEED));
-    assert!(auto.quantile(0.999) <= tuned.quantile(0.999) * 2, "{}", r.table(TABLE_SEED));
-    assert!(auto.attempts_per_request() <= tuned.attempts_per_request() + 0.1, "{}", r.table(TABLE_SEED));
+    assert!(
+        auto.quantile(0.999) * 4 < sequential.quantile(0.999),
+        "{}",
+        r.table(TABLE_SEED)
+    );
+    assert!(
+        auto.quantile(0.999) <= tuned.quantile(0.999) * 2,
+        "{}",
+        r.table(TABLE_SEED)
+    );
+    assert!(
+        auto.attempts_per_request() <= tuned.attempts_per_request() + 0.1,
+        "{}",
+        r.table(TABLE_SEED)
+    );
 }

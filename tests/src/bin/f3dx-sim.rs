@@ -8,9 +8,7 @@
 //!   `outage`: every provider down, with and without the retry throttle;
 //! - `seeds N`: N consecutive random scenarios, every rule checked.
 
-use f3dx_router_testkit::sim::scenarios::{
-    breaker, brownout, budgets, outage, tail, weighted,
-};
+use f3dx_router_testkit::sim::scenarios::{breaker, brownout, budgets, outage, tail, weighted};
 use f3dx_router_testkit::sim::{random_scenario, run, seed_from_env};
 
 fn main() {

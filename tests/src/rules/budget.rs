@@ -49,8 +49,8 @@ impl WindowBound {
     /// A send of `cells` at `now`: Err says how far over the bound it went.
     pub fn send(&mut self, now: Time, cells: u64) -> Result<(), String> {
         let cells = i128::from(cells);
-        let g = (self.cells - self.refunds) * MINUTE_NS
-            - i128::from(now.as_nanos()) * self.per_minute;
+        let g =
+            (self.cells - self.refunds) * MINUTE_NS - i128::from(now.as_nanos()) * self.per_minute;
         let least = self.least.map_or(g, |l| l.min(g));
         self.least = Some(least);
         let used = g + cells.min(self.burst) * MINUTE_NS - least;
@@ -91,9 +91,8 @@ impl ProviderBudget {
         );
         let one_second = |per_minute: u64| (per_minute / 60).max(1);
         ProviderBudget {
-            requests: rpm.map(|rpm| {
-                WindowBound::new("request", rpm, burst.unwrap_or(one_second(rpm)))
-            }),
+            requests: rpm
+                .map(|rpm| WindowBound::new("request", rpm, burst.unwrap_or(one_second(rpm)))),
             tokens: tpm.map(|tpm| {
                 let token_burst = match (burst, rpm) {
                     (Some(burst), Some(rpm)) => (tpm * burst).div_ceil(rpm),
@@ -138,7 +137,10 @@ mod tests {
         let mut b = WindowBound::new("request", 60, 2);
         assert!(b.send(at(0), 1).is_ok());
         assert!(b.send(at(0), 1).is_ok());
-        assert!(b.send(at(999), 1).is_err(), "a third within the first second");
+        assert!(
+            b.send(at(999), 1).is_err(),
+            "a third within the first second"
+        );
         let mut b = WindowBound::new("request", 60, 2);
         for s in 0..2 {
             assert!(b.send(at(0), 1).is_ok(), "{s}");

@@ -88,7 +88,11 @@ impl RuleChecker {
             .any(|p| p.rpm.is_some() || p.tpm.is_some());
         self.weighted = (config.policy == PolicyKind::Weighted).then(|| {
             WeightedShares::new(
-                config.providers.iter().map(|p| u64::from(p.weight)).collect(),
+                config
+                    .providers
+                    .iter()
+                    .map(|p| u64::from(p.weight))
+                    .collect(),
                 !budgeted,
             )
         });
@@ -329,7 +333,11 @@ impl RuleChecker {
     }
 
     /// A non-streamed success's `usage` corrects its provider's token budget (downwards: a refund).
-    fn corrected(&mut self, id: RequestId, outcome: &Result<f3dx_router_core::Routed, f3dx_router_core::RouteError>) {
+    fn corrected(
+        &mut self,
+        id: RequestId,
+        outcome: &Result<f3dx_router_core::Routed, f3dx_router_core::RouteError>,
+    ) {
         let (Ok(routed), Some(w)) = (outcome, self.watches.get(&id)) else {
             return;
         };

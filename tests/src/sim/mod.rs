@@ -407,4 +407,3 @@ pub fn seed_from_env() -> u64 {
         }
     }
 }
-

@@ -71,7 +71,10 @@ pub fn random_scenario(seed: u64) -> Scenario {
     match rng.below(5) {
         0 | 1 => {}
         2 => {
-            extra += &format!(r#","policy":"hedged","hedge_k":{}"#, 1 + rng.below(n as u64));
+            extra += &format!(
+                r#","policy":"hedged","hedge_k":{}"#,
+                1 + rng.below(n as u64)
+            );
             match rng.below(3) {
                 0 => extra += &format!(r#","hedge_delay_ms":{}"#, rng.below(100)),
                 1 => extra += r#","hedge_delay_ms":"auto""#,

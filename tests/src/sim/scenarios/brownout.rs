@@ -44,7 +44,8 @@ impl BrownoutRun {
             "\nbaseline share (10-30 s) {:.1}%; >= 90% of it off p0 {} s after the brownout began; back (>= half) {} s after it ended; share 70-90 s {:.1}%; success {:.2}%",
             self.baseline * 100.0,
             self.off_after.map_or("never".to_owned(), |s| s.to_string()),
-            self.back_after.map_or("never".to_owned(), |s| s.to_string()),
+            self.back_after
+                .map_or("never".to_owned(), |s| s.to_string()),
             self.after * 100.0,
             self.success_rate * 100.0
         );
@@ -53,11 +54,7 @@ impl BrownoutRun {
 }
 
 fn share(report: &SimReport, from: u64, until: u64) -> f64 {
-    let counts = report.sends_between(
-        Duration::from_secs(from),
-        Duration::from_secs(until),
-        3,
-    );
+    let counts = report.sends_between(Duration::from_secs(from), Duration::from_secs(until), 3);
     counts[0] as f64 / counts.iter().sum::<usize>().max(1) as f64
 }
 

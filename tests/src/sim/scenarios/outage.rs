@@ -22,23 +22,30 @@ pub struct OutageRow {
 
 /// Runs the outage with and without the throttle.
 pub fn outage(seed: u64) -> Vec<OutageRow> {
-    [("no throttle", String::new()), ("throttle", format!(r#","throttle":{THROTTLE}"#))]
-        .into_iter()
-        .map(|(name, extra)| {
-            let providers: Vec<String> =
-                (0..PROVIDERS).map(|i| mock(i, AROUND_50_MS, "{}", "")).collect();
-            let mut scenario =
-                Scenario::steady(router(&providers, &extra), REQUESTS, Duration::from_millis(50));
-            scenario.faults = Fault::outage(PROVIDERS);
-            let report = run(&scenario, seed);
-            OutageRow {
-                name,
-                sends_per_request: report.attempts_per_request(),
-                sends_per_request_later: later(&report),
-                success_rate: report.success_rate(),
-            }
-        })
-        .collect()
+    [
+        ("no throttle", String::new()),
+        ("throttle", format!(r#","throttle":{THROTTLE}"#)),
+    ]
+    .into_iter()
+    .map(|(name, extra)| {
+        let providers: Vec<String> = (0..PROVIDERS)
+            .map(|i| mock(i, AROUND_50_MS, "{}", ""))
+            .collect();
+        let mut scenario = Scenario::steady(
+            router(&providers, &extra),
+            REQUESTS,
+            Duration::from_millis(50),
+        );
+        scenario.faults = Fault::outage(PROVIDERS);
+        let report = run(&scenario, seed);
+        OutageRow {
+            name,
+            sends_per_request: report.attempts_per_request(),
+            sends_per_request_later: later(&report),
+            success_rate: report.success_rate(),
+        }
+    })
+    .collect()
 }
 
 /// Sends per request from the 101st request's arrival on (5 s at 20 requests/s).

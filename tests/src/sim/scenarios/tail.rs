@@ -3,7 +3,7 @@
 //! the learned delay (`hedge_delay_ms: "auto"`, no tuning).
 
 use super::router;
-use crate::sim::{SimReport, TABLE_HEADER, format_row, run, Scenario};
+use crate::sim::{Scenario, SimReport, TABLE_HEADER, format_row, run};
 use std::time::Duration;
 
 /// Four providers whose latency is mostly ~10 ms with a 1% tail of 0.5-2 s, like the servers in
@@ -16,7 +16,11 @@ fn tail_provider(i: usize) -> String {
 
 fn scenario(policy: &str, requests: usize) -> Scenario {
     let providers: Vec<String> = (0..4).map(tail_provider).collect();
-    Scenario::steady(router(&providers, policy), requests, Duration::from_millis(1))
+    Scenario::steady(
+        router(&providers, policy),
+        requests,
+        Duration::from_millis(1),
+    )
 }
 
 /// The four rows, and the p95 of the sequential run (the hand-tuned delay).
@@ -29,7 +33,12 @@ pub struct TailRun {
 
 impl TailRun {
     pub fn row(&self, name_starts: &str) -> &SimReport {
-        &self.rows.iter().find(|(n, _)| n.starts_with(name_starts)).expect("row").1
+        &self
+            .rows
+            .iter()
+            .find(|(n, _)| n.starts_with(name_starts))
+            .expect("row")
+            .1
     }
 
     /// The table README shows.

@@ -24,7 +24,10 @@ impl WeightedRun {
     /// The share `weight / total` of each provider.
     pub fn expected(&self) -> Vec<f64> {
         let total: u32 = WEIGHTS.iter().sum();
-        WEIGHTS.iter().map(|&w| f64::from(w) / f64::from(total)).collect()
+        WEIGHTS
+            .iter()
+            .map(|&w| f64::from(w) / f64::from(total))
+            .collect()
     }
 
     /// The table README shows.
@@ -69,7 +72,13 @@ pub fn weighted(seed: u64, requests: usize) -> WeightedRun {
         seed,
     );
     let firsts: Vec<usize> = (0..WEIGHTS.len())
-        .map(|p| report.sent.iter().filter(|s| s.first && s.provider == p).count())
+        .map(|p| {
+            report
+                .sent
+                .iter()
+                .filter(|s| s.first && s.provider == p)
+                .count()
+        })
         .collect();
     let total_first = firsts.iter().sum::<usize>().max(1) as f64;
     let total_served = report.served.iter().sum::<usize>().max(1) as f64;
