@@ -77,8 +77,10 @@ impl RouterMachine {
     }
 
     /// Who may take the request's next attempt: untried providers the cooldowns, budgets and
-    /// breakers admit; when every one left is only held back by an open breaker, the one whose
-    /// breaker opened longest ago (trying something beats failing without trying).
+    /// breakers admit; when every one left is held back by an open breaker, the one whose breaker
+    /// opened longest ago (trying something beats failing without trying). One merely cooling
+    /// down or out of budget is not open: it comes back by itself, so the request waits for it
+    /// rather than going to a provider its breaker has shut.
     fn eligible(&self, now: Time, state: &RequestState) -> Eligible {
         let mut e = Eligible {
             candidates: Candidates::new(),
@@ -105,6 +107,7 @@ impl RouterMachine {
             }
         }
         if e.candidates.is_empty()
+            && e.wake.is_none()
             && let Some((_, p)) = longest_open
         {
             e.candidates.push(p);

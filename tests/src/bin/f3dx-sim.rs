@@ -1,87 +1,49 @@
-//! The simulator from the command line.
+//! The simulator from the command line: each scenario of issue 11 prints its table (the ones in
+//! README.md), from `F3DX_SIM_SEED` (or a fresh seed, printed first).
 //!
-//! `f3dx-sim tail-at-scale` reproduces the hedging result of "The Tail at Scale" (Dean and Barroso,
-//! CACM 2013) on providers with a heavy latency tail. `f3dx-sim seeds N` runs N consecutive random
-//! scenarios from `F3DX_SIM_SEED` (or a fresh seed) and checks every rule.
+//! - `tail-at-scale [requests]`: "The Tail at Scale" (Dean and Barroso, CACM 2013), hedging on
+//!   providers with a heavy latency tail, with a hand-tuned and a learned (`"auto"`) delay;
+//! - `weighted [requests]`: shares by weight; `brownout`: `fastest` moving off a slow provider and
+//!   back; `budgets`: a 10x burst against `rpm` budgets; `breaker`: a provider failing for 30 s;
+//!   `outage`: every provider down, with and without the retry throttle;
+//! - `seeds N`: N consecutive random scenarios, every rule checked.
 
-use f3dx_router_core::RouterConfig;
-use f3dx_router_testkit::sim::{
-    Scenario, TABLE_HEADER, format_row, random_scenario, run, seed_from_env,
-};
-use std::time::Duration;
-
-/// Four providers whose latency is mostly ~10 ms with a 1% tail of 0.5-2 s, like the servers in
-/// the paper (a rare slow request dominates the 99.9th percentile).
-fn tail_provider(i: usize) -> String {
-    format!(
-        r#"{{"name":"p{i}","kind":"mock","mock":{{"latency":{{"kind":"lognormal","median_ms":10,"sigma":0.3,"tail":{{"probability":0.01,"min_ms":500,"max_ms":2000}}}}}}}}"#
-    )
-}
-
-fn scenario(policy: &str, requests: usize) -> Scenario {
-    let providers: Vec<String> = (0..4).map(tail_provider).collect();
-    let json = format!(r#"{{"providers":[{}]{policy}}}"#, providers.join(","));
-    Scenario {
-        config: RouterConfig::from_json(json.as_bytes()).expect("valid"),
-        requests,
-        interarrival: Duration::from_millis(1),
-        stream_share: 0.0,
-        chunk_gap: Duration::ZERO,
-        cancel_share: 0.0,
-    }
-}
-
-fn tail_at_scale(seed: u64, requests: usize) {
-    let sequential = run(&scenario("", requests), seed);
-    // The paper's delay: the 95th percentile of the unhedged latency.
-    let p95 = sequential.quantile(0.95).as_millis();
-    println!(
-        "Tail at Scale, {requests} requests, 4 mock providers (lognormal median 10 ms, 1% tail 0.5-2 s), seed {seed}\n"
-    );
-    println!("{TABLE_HEADER}");
-    println!("{}", format_row("sequential", &sequential));
-    let policies = [
-        (
-            "hedged k=2, delay 0 (both at once)",
-            r#","policy":"hedged","hedge_k":2"#.to_owned(),
-        ),
-        (
-            "hedged k=2, delay = p95",
-            format!(r#","policy":"hedged","hedge_k":2,"hedge_delay_ms":{p95}"#),
-        ),
-    ];
-    for (name, policy) in policies {
-        println!(
-            "{}",
-            format_row(name, &run(&scenario(&policy, requests), seed))
-        );
-    }
-    println!("\n(p95 of sequential = {p95} ms)");
-}
+use f3dx_router_testkit::sim::scenarios::{breaker, brownout, budgets, outage, tail, weighted};
+use f3dx_router_testkit::sim::{random_scenario, run, seed_from_env};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let seed = seed_from_env();
     println!("seed {seed}");
+    let count = |default: usize| args.get(1).and_then(|s| s.parse().ok()).unwrap_or(default);
     match args.first().map(String::as_str) {
         Some("tail-at-scale") | None => {
-            let requests = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
-            tail_at_scale(seed, requests);
+            println!("{}", tail::tail_at_scale(seed, count(100_000)).table(seed))
         }
+        Some("weighted") => println!("{}", weighted::weighted(seed, count(10_000)).table()),
+        Some("brownout") => println!("{}", brownout::brownout(seed).table()),
+        Some("budgets") => println!("{}", budgets::budgets(seed).table()),
+        Some("breaker") => println!("{}", breaker::breaker(seed).table()),
+        Some("outage") => println!("{}", outage::table(&outage::outage(seed))),
         Some("seeds") => {
-            let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
-            for s in (0..n).map(|i| seed.wrapping_add(i)) {
+            for s in (0..count(1000) as u64).map(|i| seed.wrapping_add(i)) {
+                let started = std::time::Instant::now();
                 let r = run(&random_scenario(s), s);
                 println!(
-                    "seed {s}: {} requests, {:.1}% ok, errors {:?}",
+                    "seed {s}: {} requests, {} sends, {:.1}% ok, errors {:?}, {:.1} ms",
                     r.requests,
+                    r.sends,
                     r.success_rate() * 100.0,
-                    r.errors
+                    r.errors,
+                    started.elapsed().as_secs_f64() * 1e3
                 );
             }
         }
         Some(other) => {
-            eprintln!("unknown command {other:?}; use `tail-at-scale [requests]` or `seeds [n]`");
+            eprintln!(
+                "unknown command {other:?}; use tail-at-scale [requests], weighted [requests], \
+                 brownout, budgets, breaker, outage, or seeds [n]"
+            );
             std::process::exit(2);
         }
     }

@@ -135,6 +135,36 @@ fn when_every_breaker_is_open_the_longest_open_is_tried() {
 }
 
 #[test]
+fn the_all_open_fallback_waits_for_a_provider_that_comes_back_by_itself() {
+    let mut h = Harness::new(r#","health":{"consecutive_failures":2,"open_ms":60000}"#, 2);
+    for id in 1..=2 {
+        let (a0, p) = sends(&h.start(id))[0];
+        assert_eq!(p, 0);
+        let (a1, p) = sends(&h.respond(a0, 503, &[], ""))[0];
+        assert_eq!(p, 1);
+        if id == 1 {
+            assert!(outcome(&h.respond(a1, 200, &[], OK_BODY)).is_ok());
+        } else {
+            // p1 is only cooling down (one failure: its breaker stays closed).
+            assert!(outcome(&h.respond(a1, 429, &[("retry-after", "2")], "")).is_err());
+        }
+    }
+    let stats = h.m.stats(h.now);
+    assert!(matches!(stats[0].breaker, BreakerStats::Open { .. }));
+    assert_eq!(stats[1].breaker, BreakerStats::Closed);
+    // Not every provider is open: p1 comes back in 2 s, so the request waits for it rather than
+    // being sent to the open p0.
+    assert!(sends(&h.start(3)).is_empty(), "nothing goes to the open p0");
+    assert!(matches!(
+        h.m.poll_timeout_reason(),
+        Some((at, Timer::Wake(RequestId(3)))) if at == h.now + Duration::from_secs(2)
+    ));
+    let (a, p) = sends(&h.advance(2000))[0];
+    assert_eq!(p, 1);
+    assert!(outcome(&h.respond(a, 200, &[], OK_BODY)).is_ok());
+}
+
+#[test]
 fn a_budget_skips_a_spent_provider_without_sending() {
     let mut h = Harness::new("", 2);
     let json = r#"{"providers":[

@@ -5,12 +5,22 @@
 //! `poll_timeout`), so a minute of simulated traffic takes milliseconds, and one `u64` seed fixes
 //! the whole run: the machine's seed, each provider's draws and the workload.
 
+mod faults;
+mod random;
+mod report;
+pub mod scenarios;
+
+pub use faults::{Burst, Fault, FaultKind};
+pub use random::random_scenario;
+pub use report::{BreakerChange, SendRecord, SimReport, TABLE_HEADER, format_row};
+
 use crate::rules::RuleChecker;
 use bytes::Bytes;
 use f3dx_router_core::mock::{MockOutcome, MockProvider};
 use f3dx_router_core::rng::Rng;
 use f3dx_router_core::{
-    Action, AttemptId, ChatRequest, Input, RequestId, RouteError, RouterConfig, RouterMachine, Time,
+    Action, AttemptId, ChatRequest, Input, ProviderStats, RequestId, RouteError, RouterConfig,
+    RouterMachine, Time,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -34,43 +44,33 @@ pub struct Scenario {
     pub chunk_gap: Duration,
     /// Probability that the caller cancels a request some time after sending it.
     pub cancel_share: f64,
+    /// Extra arrivals on top of the steady `requests`.
+    pub bursts: Vec<Burst>,
+    /// Providers misbehaving for a while.
+    pub faults: Vec<Fault>,
+    /// `max_tokens` on every request (what a token budget charges besides the prompt).
+    pub max_tokens: Option<u32>,
 }
 
-/// What happened in a run.
-#[derive(Debug, Clone, Default)]
-pub struct SimReport {
-    pub seed: u64,
-    pub requests: usize,
-    pub succeeded: usize,
-    /// Completion latency of every request, successful or not, sorted.
-    pub latencies: Vec<Duration>,
-    /// Attempts sent (not counting ones the codec refused).
-    pub sends: usize,
-    /// Hash of the full action trace; equal seeds must give equal hashes.
-    pub trace_hash: u64,
-    /// Errors by kind.
-    pub errors: BTreeMap<&'static str, usize>,
-}
-
-impl SimReport {
-    /// Share of requests that succeeded.
-    pub fn success_rate(&self) -> f64 {
-        self.succeeded as f64 / self.requests.max(1) as f64
-    }
-
-    /// The `q` quantile (0..=1) of request latency.
-    pub fn quantile(&self, q: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
+impl Scenario {
+    /// `requests` plain requests `interarrival` apart, nothing else going on.
+    pub fn steady(config: RouterConfig, requests: usize, interarrival: Duration) -> Self {
+        Scenario {
+            config,
+            requests,
+            interarrival,
+            stream_share: 0.0,
+            chunk_gap: Duration::ZERO,
+            cancel_share: 0.0,
+            bursts: Vec::new(),
+            faults: Vec::new(),
+            max_tokens: None,
         }
-        let rank =
-            ((self.latencies.len() as f64 * q).ceil() as usize).clamp(1, self.latencies.len());
-        self.latencies[rank - 1]
     }
 
-    /// Sends per request.
-    pub fn attempts_per_request(&self) -> f64 {
-        self.sends as f64 / self.requests.max(1) as f64
+    /// Every request, steady and burst.
+    pub fn total_requests(&self) -> usize {
+        self.requests + self.bursts.iter().map(|b| b.requests).sum::<usize>()
     }
 }
 
@@ -99,10 +99,16 @@ struct Sim<'a> {
     rules: RuleChecker,
     /// Arrival time of each request, for its latency.
     arrived: HashMap<RequestId, Time>,
+    /// Requests in flight that have sent their first attempt.
+    first_send: std::collections::HashSet<RequestId>,
     report: SimReport,
     hasher: DefaultHasher,
     /// `F3DX_SIM_TRACE=1` prints every input and action.
     verbose: bool,
+    /// The machine's stats before the current step (what the breaker log and rule read).
+    before: Vec<ProviderStats>,
+    /// Each provider's breaker at the last look, for the log.
+    last_breaker: Vec<&'static str>,
 }
 
 impl<'a> Sim<'a> {
@@ -130,15 +136,20 @@ impl<'a> Sim<'a> {
                     .deadline_ms
                     .map(|ms| Duration::from_millis(ms as u64)),
                 true,
-            ),
+            )
+            .watching(&scenario.config),
             arrived: HashMap::new(),
+            first_send: Default::default(),
             report: SimReport {
                 seed,
-                requests: scenario.requests,
+                requests: scenario.total_requests(),
+                served: vec![0; scenario.config.providers.len()],
                 ..SimReport::default()
             },
             hasher: DefaultHasher::new(),
             verbose: std::env::var_os("F3DX_SIM_TRACE").is_some(),
+            before: Vec::new(),
+            last_breaker: Vec::new(),
         }
     }
 
@@ -153,6 +164,15 @@ impl<'a> Sim<'a> {
             self.schedule(at, Event::Arrive(i));
             at = at + self.scenario.interarrival;
         }
+        let mut next_id = self.scenario.requests;
+        for burst in &self.scenario.bursts {
+            let mut at = Time::ZERO + burst.at;
+            for _ in 0..burst.requests {
+                self.schedule(at, Event::Arrive(next_id));
+                next_id += 1;
+                at = at + burst.interarrival;
+            }
+        }
         loop {
             let next_event = self.queue.first_key_value().map(|(&(t, _), _)| t);
             let next_timer = self.machine.poll_timeout();
@@ -164,6 +184,7 @@ impl<'a> Sim<'a> {
             assert!(next >= self.now, "seed {}: time went backwards", self.seed);
             self.now = next;
             if next_timer == Some(next) {
+                self.before_step();
                 self.machine.handle_timeout(self.now);
                 self.drain();
             }
@@ -187,8 +208,13 @@ impl<'a> Sim<'a> {
             Event::Arrive(i) => {
                 let id = RequestId(i as u64);
                 let stream = self.rng.next_f64() < self.scenario.stream_share;
+                let max_tokens = self
+                    .scenario
+                    .max_tokens
+                    .map(|n| format!(r#","max_tokens":{n}"#))
+                    .unwrap_or_default();
                 let body = format!(
-                    r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"question {i}"}}],"stream":{stream}{}}}"#,
+                    r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"question {i}"}}],"stream":{stream}{}{max_tokens}}}"#,
                     if stream {
                         r#","stream_options":{"include_usage":true}"#
                     } else {
@@ -206,6 +232,7 @@ impl<'a> Sim<'a> {
             Event::CallerCancel(id) => Input::Cancel { id },
             Event::Feed(input) => input,
         };
+        self.before_step();
         self.rules.before_input(self.now, &input);
         self.machine
             .handle_input(self.now, input.clone())
@@ -213,27 +240,64 @@ impl<'a> Sim<'a> {
         self.rules.after_input(&input);
     }
 
+    /// Reads the machine's stats before a step: the rule checker's breaker snapshot, and the
+    /// breaker log.
+    fn before_step(&mut self) {
+        let stats = self.machine.stats(self.now);
+        self.rules.before_step(&stats);
+        self.log_breakers(&stats);
+        self.before = stats;
+    }
+
+    /// Records every provider whose breaker reads differently from the last look.
+    fn log_breakers(&mut self, stats: &[ProviderStats]) {
+        self.last_breaker.resize(stats.len(), "closed");
+        for (provider, s) in stats.iter().enumerate() {
+            if self.last_breaker[provider] != s.breaker.name() {
+                self.last_breaker[provider] = s.breaker.name();
+                self.report.breaker_changes.push(BreakerChange {
+                    at: self.now - Time::ZERO,
+                    provider,
+                    state: s.breaker,
+                });
+            }
+        }
+    }
+
     /// Executes every action and checks the rules after each.
     fn drain(&mut self) {
         while let Some(action) = self.machine.poll_action() {
             self.trace(&action);
             if let Err(violation) = self.rules.on_action(self.now, &action) {
-                panic!("seed {}: {violation}", self.seed);
+                panic!(
+                    "seed {}: {violation}\nproviders before this step: {:#?}",
+                    self.seed, self.before
+                );
             }
             match action {
                 Action::Send {
+                    id,
                     attempt,
                     provider,
                     request,
-                    ..
                 } => {
                     self.report.sends += 1;
+                    self.report.sent.push(SendRecord {
+                        at: self.now - Time::ZERO,
+                        provider: provider.0,
+                        first: self.first_send.insert(id),
+                        breaker: self.before[provider.0].breaker,
+                    });
                     self.answer(attempt, provider.0, &request);
                 }
                 Action::Complete { id, outcome } => {
                     self.report.latencies.push(self.now - self.arrived[&id]);
+                    self.first_send.remove(&id);
                     match outcome {
-                        Ok(_) => self.report.succeeded += 1,
+                        Ok(routed) => {
+                            self.report.succeeded += 1;
+                            self.report.served[routed.provider.0] += 1;
+                        }
                         Err(e) => *self.report.errors.entry(error_kind(&e)).or_default() += 1,
                     }
                 }
@@ -243,12 +307,20 @@ impl<'a> Sim<'a> {
         if let Err(violation) = self.rules.after_drain(&self.machine) {
             panic!("seed {}: {violation}", self.seed);
         }
+        let stats = self.machine.stats(self.now);
+        self.log_breakers(&stats);
     }
 
     /// Asks the provider's mock what it does and schedules the inputs the driver would feed.
     fn answer(&mut self, attempt: AttemptId, provider: usize, request: &http::Request<Bytes>) {
         let unix = SIM_EPOCH_UNIX + self.now.as_nanos() / 1_000_000_000;
-        let reply = self.mocks[provider].respond(request, unix);
+        let mut reply = self.mocks[provider].respond(request, unix);
+        faults::apply(
+            &self.scenario.faults,
+            provider,
+            self.now - Time::ZERO,
+            &mut reply,
+        );
         let at = self.now + reply.latency;
         match reply.outcome {
             MockOutcome::Transport(kind) => {
@@ -321,83 +393,6 @@ fn error_kind(e: &RouteError) -> &'static str {
     }
 }
 
-/// A random but valid scenario for `seed`: 1-5 mock providers with random latency and failure
-/// models, a random policy, deadline and workload.
-pub fn random_scenario(seed: u64) -> Scenario {
-    let mut rng = Rng::new(seed ^ 0x5EED);
-    let n = 1 + rng.below(5) as usize;
-    let providers: Vec<String> = (0..n)
-        .map(|i| {
-            let latency = match rng.below(3) {
-                0 => format!(r#"{{"kind":"fixed","ms":{}}}"#, 1 + rng.below(100)),
-                1 => format!(r#"{{"kind":"uniform","min_ms":1,"max_ms":{}}}"#, 2 + rng.below(200)),
-                _ => format!(
-                    r#"{{"kind":"lognormal","median_ms":{},"sigma":0.8,"tail":{{"probability":0.05,"min_ms":300,"max_ms":3000}}}}"#,
-                    5 + rng.below(50)
-                ),
-            };
-            let steps = [
-                "429",
-                r#"{"status":429,"retry_after":"1"}"#,
-                r#"{"status":503,"retry_after":"2"}"#,
-                "500",
-                "502",
-                "408",
-                "400",
-                "401",
-                "\"reset\"",
-                "\"refused\"",
-                "\"timeout\"",
-                "200",
-            ];
-            let picked: Vec<&str> = (0..1 + rng.below(4)).map(|_| steps[rng.below(steps.len() as u64) as usize]).collect();
-            let failures = if rng.below(2) == 0 {
-                format!(r#"{{"sequence":[{}]}}"#, picked.join(","))
-            } else {
-                format!(r#"{{"probability":{:.2},"steps":[{}]}}"#, rng.next_f64() * 0.6, picked.join(","))
-            };
-            let timeout = if rng.below(2) == 0 {
-                format!(r#","timeout_ms":{}"#, 20 + rng.below(500))
-            } else {
-                String::new()
-            };
-            format!(
-                r#"{{"name":"m{i}","kind":"mock"{timeout},"mock":{{"latency":{latency},"failures":{failures}}}}}"#
-            )
-        })
-        .collect();
-    let mut extra = String::new();
-    if rng.below(2) == 0 {
-        extra += &format!(
-            r#","policy":"hedged","hedge_k":{}"#,
-            1 + rng.below(n as u64)
-        );
-        if rng.below(2) == 0 {
-            extra += &format!(r#","hedge_delay_ms":{}"#, rng.below(100));
-        }
-    }
-    if rng.below(2) == 0 {
-        extra += &format!(r#","deadline_ms":{}"#, 50 + rng.below(3000));
-    }
-    if rng.below(3) == 0 {
-        extra += &format!(r#","ttft_ms":{}"#, 10 + rng.below(500));
-    }
-    if rng.below(4) == 0 {
-        extra += &format!(r#","max_attempts":{}"#, 1 + rng.below(n as u64));
-    }
-    let json = format!(r#"{{"providers":[{}]{extra}}}"#, providers.join(","));
-    let config = RouterConfig::from_json(json.as_bytes())
-        .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{json}"));
-    Scenario {
-        config,
-        requests: 10 + rng.below(30) as usize,
-        interarrival: Duration::from_micros(rng.below(50_000)),
-        stream_share: [0.0, 0.5, 1.0][rng.below(3) as usize],
-        chunk_gap: Duration::from_micros(rng.below(20_000)),
-        cancel_share: [0.0, 0.1][rng.below(2) as usize],
-    }
-}
-
 /// The seed to run: `F3DX_SIM_SEED` if set (to replay a failure), else a fresh one.
 pub fn seed_from_env() -> u64 {
     match std::env::var("F3DX_SIM_SEED") {
@@ -412,18 +407,3 @@ pub fn seed_from_env() -> u64 {
         }
     }
 }
-
-/// One line per policy run, for tables.
-pub fn format_row(name: &str, r: &SimReport) -> String {
-    format!(
-        "| {name:<34} | {:>7.2}% | {:>8.1} | {:>8.1} | {:>9.1} | {:>8.3} |",
-        r.success_rate() * 100.0,
-        r.quantile(0.5).as_secs_f64() * 1e3,
-        r.quantile(0.99).as_secs_f64() * 1e3,
-        r.quantile(0.999).as_secs_f64() * 1e3,
-        r.attempts_per_request()
-    )
-}
-
-/// The table header matching [`format_row`].
-pub const TABLE_HEADER: &str = "| policy                             | success  | p50 (ms) | p99 (ms) | p99.9 (ms) | sends/req |\n|---|---:|---:|---:|---:|---:|";

@@ -1,11 +1,25 @@
 //! The rules of DESIGN.md as an observer: fed every input a driver gives the machine and every
 //! action the machine emits, it says which rule broke, if any. The simulator, the property tests
 //! and the fuzz target all check the machine through this one checker.
+//!
+//! Given the config ([`RuleChecker::watching`]) and the machine's stats before every step
+//! ([`RuleChecker::before_step`]), it also checks the learning policies' rules: budgets
+//! ([`budget`]), breakers ([`breaker`]) and weighted shares ([`weighted`]).
+
+pub mod breaker;
+pub mod budget;
+pub mod weighted;
 
 use crate::spec::OpenAiSpec;
-use f3dx_router_core::{Action, AttemptId, Input, RequestId, RouterMachine, Time};
+use breaker::{BreakerWatch, SendKind};
+use budget::ProviderBudget;
+use f3dx_router_core::{
+    Action, AttemptId, Input, PolicyKind, ProviderStats, RequestId, RouterConfig, RouterMachine,
+    Time,
+};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
+use weighted::WeightedShares;
 
 /// What the checker knows of one request.
 #[derive(Debug, Default)]
@@ -19,6 +33,10 @@ struct Watch {
     hard_failed: bool,
     /// The `id` of the first delivered chunk: every later chunk must come from the same attempt.
     delivered_from: Option<String>,
+    /// Its token estimate (prompt characters / 4 plus `max_tokens`), what a budget is charged.
+    tokens: u64,
+    /// Providers it was sent to.
+    tried: Vec<usize>,
 }
 
 /// A broken rule, with enough context to debug it.
@@ -36,6 +54,12 @@ pub struct RuleChecker {
     /// Running totals, so checking after every step stays O(1) over a long simulation.
     open_attempts: usize,
     live_requests: usize,
+    /// The provider of every attempt sent.
+    provider_of: HashMap<AttemptId, usize>,
+    /// Per provider, once [`RuleChecker::watching`] gave the config.
+    budgets: Vec<ProviderBudget>,
+    breakers: Vec<BreakerWatch>,
+    weighted: Option<WeightedShares>,
 }
 
 fn is_hard(status: u16) -> bool {
@@ -53,6 +77,88 @@ impl RuleChecker {
         }
     }
 
+    /// Also checks the rules of `config`'s learning policies: its providers' budgets, their
+    /// breakers (fed by [`RuleChecker::before_step`]) and, under `weighted`, the shares.
+    pub fn watching(mut self, config: &RouterConfig) -> Self {
+        self.budgets = config.providers.iter().map(ProviderBudget::of).collect();
+        self.breakers = vec![BreakerWatch::default(); config.providers.len()];
+        let budgeted = config
+            .providers
+            .iter()
+            .any(|p| p.rpm.is_some() || p.tpm.is_some());
+        self.weighted = (config.policy == PolicyKind::Weighted).then(|| {
+            WeightedShares::new(
+                config
+                    .providers
+                    .iter()
+                    .map(|p| u64::from(p.weight))
+                    .collect(),
+                !budgeted,
+            )
+        });
+        self
+    }
+
+    /// Call before every `handle_*` with the machine's stats at that `now`.
+    pub fn before_step(&mut self, stats: &[ProviderStats]) {
+        for (watch, stats) in self.breakers.iter_mut().zip(stats) {
+            watch.snapshot(stats);
+        }
+    }
+
+    /// Whether the weighted-shares rule is still judging (nothing has disturbed eligibility).
+    pub fn judging_weighted_shares(&self) -> bool {
+        self.weighted.as_ref().is_some_and(WeightedShares::judging)
+    }
+
+    fn disturb_weighted(&mut self) {
+        if let Some(w) = &mut self.weighted {
+            w.disturb();
+        }
+    }
+
+    /// An attempt was answered (`ended` false) or closed: its provider's breaker may have moved.
+    fn touched(&mut self, attempt: AttemptId, ended: bool) {
+        if let Some(watch) = self
+            .provider_of
+            .get(&attempt)
+            .and_then(|&p| self.breakers.get_mut(p))
+        {
+            watch.touched(attempt, ended);
+        }
+    }
+
+    /// The budget and breaker rules for a send of request `id` to `provider`.
+    fn check_send(
+        &mut self,
+        now: Time,
+        id: RequestId,
+        attempt: AttemptId,
+        provider: usize,
+    ) -> Result<(), Violation> {
+        let w = &self.watches[&id];
+        if let Some(budget) = self.budgets.get_mut(provider) {
+            budget
+                .send(now, w.tokens)
+                .map_err(|e| format!("budget of provider {provider}: {e}"))?;
+        }
+        let Some(watch) = self.breakers.get_mut(provider) else {
+            return Ok(());
+        };
+        if watch.sent(attempt) == SendKind::IntoOpen {
+            // The last resort: only when every provider the request has left is open.
+            if let Some(q) = (0..self.breakers.len())
+                .find(|&q| q != provider && !w.tried.contains(&q) && self.breakers[q].admits())
+            {
+                return Err(format!(
+                    "breaker: {id} sent to provider {provider}, whose breaker is open, while \
+                     provider {q} (untried) admitted sends"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Call before feeding `input` to the machine at `now`.
     pub fn before_input(&mut self, now: Time, input: &Input) {
         match input {
@@ -63,13 +169,19 @@ impl RuleChecker {
                     Watch {
                         arrived: now,
                         stream: request.stream(),
+                        tokens: request.estimated_tokens(),
                         ..Watch::default()
                     },
                 );
             }
+            Input::TransportError { .. } => self.disturb_weighted(),
             Input::ResponseHead {
                 attempt, status, ..
             } => {
+                if !(200..300).contains(status) {
+                    self.disturb_weighted();
+                }
+                self.touched(*attempt, false);
                 let first_head = self.headed.insert(*attempt);
                 if first_head
                     && is_hard(*status)
@@ -85,11 +197,13 @@ impl RuleChecker {
 
     /// Call after feeding `input`: an end or a transport error closes the attempt.
     pub fn after_input(&mut self, input: &Input) {
-        if let Input::ResponseEnd { attempt } | Input::TransportError { attempt, .. } = input
-            && let Some(w) = self.watch_of(*attempt)
-            && w.open.remove(attempt)
-        {
-            self.open_attempts -= 1;
+        if let Input::ResponseEnd { attempt } | Input::TransportError { attempt, .. } = input {
+            self.touched(*attempt, true);
+            if let Some(w) = self.watch_of(*attempt)
+                && w.open.remove(attempt)
+            {
+                self.open_attempts -= 1;
+            }
         }
     }
 
@@ -115,8 +229,24 @@ impl RuleChecker {
         let deadline = self.deadline;
         let validate_spec = self.validate_spec;
         match action {
-            Action::Send { id, attempt, .. } => {
+            Action::Send {
+                id,
+                attempt,
+                provider,
+                ..
+            } => {
                 let w = self.live_watch(*id, "Send")?;
+                let first = w.tried.is_empty();
+                w.tried.push(provider.0);
+                self.provider_of.insert(*attempt, provider.0);
+                self.check_send(now, *id, *attempt, provider.0)?;
+                if let Some(shares) = &mut self.weighted {
+                    if !first {
+                        shares.disturb();
+                    }
+                    shares.sent(provider.0)?;
+                }
+                let w = self.watches.get_mut(id).expect("checked live above");
                 if w.hard_failed {
                     return Err(format!("rule 3: {id} re-sent after a hard failure"));
                 }
@@ -132,6 +262,8 @@ impl RuleChecker {
                 self.owner.insert(*attempt, *id);
             }
             Action::Cancel { attempt } => {
+                self.touched(*attempt, true);
+                self.disturb_weighted();
                 let w = self
                     .watch_of(*attempt)
                     .ok_or_else(|| format!("Cancel of unknown {attempt}"))?;
@@ -164,6 +296,10 @@ impl RuleChecker {
             }
             Action::Complete { id, outcome } => {
                 self.live_watch(*id, "Complete")?;
+                if outcome.is_err() {
+                    self.disturb_weighted();
+                }
+                self.corrected(*id, outcome);
                 self.live_requests -= 1;
                 let w = self.watches.get_mut(id).expect("checked live above");
                 w.completed = true;
@@ -194,6 +330,34 @@ impl RuleChecker {
             other => return Err(format!("unexpected action {other:?}")),
         }
         Ok(())
+    }
+
+    /// A non-streamed success's `usage` corrects its provider's token budget (downwards: a refund).
+    fn corrected(
+        &mut self,
+        id: RequestId,
+        outcome: &Result<f3dx_router_core::Routed, f3dx_router_core::RouteError>,
+    ) {
+        let (Ok(routed), Some(w)) = (outcome, self.watches.get(&id)) else {
+            return;
+        };
+        if w.stream {
+            return;
+        }
+        let Some(budget) = self.budgets.get_mut(routed.provider.0) else {
+            return;
+        };
+        let used = serde_json::from_slice::<serde_json::Value>(&routed.body)
+            .ok()
+            .and_then(|body| {
+                let usage = body.get("usage")?;
+                let count = |k: &str| usage.get(k).and_then(serde_json::Value::as_u64);
+                count("total_tokens")
+                    .or_else(|| Some(count("prompt_tokens")? + count("completion_tokens")?))
+            });
+        if let Some(used) = used {
+            budget.corrected(w.tokens, used);
+        }
     }
 
     /// Call after draining: the machine and the checker must agree on what is open.
