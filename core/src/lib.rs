@@ -73,6 +73,7 @@ pub mod sse;
 pub mod state;
 pub mod stats;
 pub mod time;
+pub mod validity;
 
 pub use config::{ConfigError, PolicyKind, ProviderConfig, ProviderKind, RouterConfig};
 pub use ids::{AttemptId, ProviderId, RequestId};
@@ -82,3 +83,4 @@ pub use request::{ChatRequest, RequestError};
 pub use secret::ApiKey;
 pub use stats::{BreakerStats, MachineStats, ProviderStats};
 pub use time::Time;
+pub use validity::{FeedbackResult, KeyStatus, OnInvalid, ValidityConfig, ValidityStats};

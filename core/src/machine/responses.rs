@@ -44,6 +44,7 @@ impl RouterMachine {
                         parser: SseParser::new(),
                         decoder,
                         held: Vec::new(),
+                        assembly: self.assembly_for(request_id),
                     }))
                 } else {
                     Phase::Body { status, created }
@@ -168,6 +169,17 @@ impl RouterMachine {
                 match provider.decode_response(body, created) {
                     Ok(body) => {
                         let request = a.request;
+                        let valid = match self.check_answer(request, &body) {
+                            Some(Err(invalid)) if self.fails_over_invalid() => {
+                                self.fail_invalid(now, attempt, status, invalid);
+                                return;
+                            }
+                            checked => checked.map(|c| c.is_ok()),
+                        };
+                        let Some(a) = self.attempts.get(&attempt) else {
+                            return;
+                        };
+                        let provider = &self.providers[a.provider.0];
                         let state = &mut self.state[a.provider.0];
                         if state.counts_tokens
                             && let Some(used) = crate::codec::usage_total_tokens(&body)
@@ -177,6 +189,8 @@ impl RouterMachine {
                         let (provider_id, provider_name) = (a.provider, provider.name.clone());
                         self.end_attempt(now, attempt, AttemptOutcome::Success { status }, false);
                         let routed = Routed {
+                            id: request,
+                            valid,
                             provider: provider_id,
                             provider_name,
                             body,
