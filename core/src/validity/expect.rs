@@ -52,11 +52,10 @@ fn shape(field: impl Into<String>, problem: impl Into<String>) -> RequestError {
 
 /// Whether the request asks for anything checkable (two map look-ups: what every request pays).
 pub(crate) fn wants_check(body: &serde_json::Map<String, Value>) -> bool {
-    let structured = body
-        .get("response_format")
-        .and_then(|f| f.get("type"))
-        .and_then(Value::as_str)
-        .is_some_and(|t| t != "text");
+    // Anything but an explicit `{"type": "text"}` is checked (a malformed one is refused).
+    let structured = body.get("response_format").is_some_and(|f| {
+        !f.is_null() && f.get("type").and_then(Value::as_str) != Some("text")
+    });
     structured || body.get("tools").is_some_and(|t| !t.is_null())
 }
 
