@@ -81,7 +81,7 @@ struct Function<'a> {
 
 impl Expectation {
     /// Checks a whole OpenAI-shape `chat.completion` body.
-    pub(crate) fn check_body(&self, body: &[u8]) -> Result<(), Invalid> {
+    pub fn check_body(&self, body: &[u8]) -> Result<(), Invalid> {
         let completion: Completion<'_> = serde_json::from_slice(body)
             .map_err(|e| invalid("<body>", clip(&format!("not a chat completion: {e}"))))?;
         if completion.choices.is_empty() {

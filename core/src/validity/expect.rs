@@ -28,9 +28,10 @@ pub(crate) enum ContentRule {
     Schema(jsonschema::Validator),
 }
 
-/// A request's compiled expectation.
+/// A request's compiled expectation. The machine builds and caches these itself; they are
+/// public for callers who want the same check outside a route (and for the bench).
 #[derive(Debug)]
-pub(crate) struct Expectation {
+pub struct Expectation {
     pub(crate) content: ContentRule,
     /// The offered function tools: name and compiled `parameters` (none: any JSON arguments).
     pub(crate) tools: Vec<(String, Option<jsonschema::Validator>)>,
@@ -38,9 +39,11 @@ pub(crate) struct Expectation {
 
 /// A schema that does not compile: the field and the compiler's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SchemaError {
-    pub(crate) field: String,
-    pub(crate) message: String,
+pub struct SchemaError {
+    /// The request field holding the schema, e.g. `tools[0].function.parameters`.
+    pub field: String,
+    /// The compiler's message.
+    pub message: String,
 }
 
 fn shape(field: impl Into<String>, problem: impl Into<String>) -> RequestError {
@@ -154,7 +157,7 @@ fn compile(schema: &Value, field: impl Into<String>) -> Result<jsonschema::Valid
 impl Expectation {
     /// Compiles what `response_format` and `tools` ask for (their shape already checked); `None`
     /// when they ask for nothing checkable.
-    pub(crate) fn compile(
+    pub fn compile(
         response_format: Option<&Value>,
         tools: Option<&Value>,
     ) -> Result<Option<Expectation>, SchemaError> {
