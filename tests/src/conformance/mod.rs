@@ -16,13 +16,15 @@
 //! ```
 //!
 //! Scenarios are grouped by topic: [`failure_model`], [`hedging`], [`limits`] (Retry-After,
-//! deadlines, concurrency, cancellation, secrets, TLS), [`translation`] and [`streaming`].
+//! deadlines, concurrency, cancellation, secrets, TLS), [`translation`], [`streaming`] and
+//! [`validity`] (schemas, `on_invalid`, reports).
 
 pub mod failure_model;
 pub mod hedging;
 pub mod limits;
 pub mod streaming;
 pub mod translation;
+pub mod validity;
 
 #[cfg(test)]
 mod listed;
@@ -32,6 +34,7 @@ pub use hedging::*;
 pub use limits::*;
 pub use streaming::*;
 pub use translation::*;
+pub use validity::*;
 
 use crate::server::{MockServer, Outcome, Recorded};
 use crate::spec::OpenAiSpec;
@@ -72,6 +75,10 @@ pub trait Driver: fmt::Debug + Send + Sync + Sized + 'static {
 
     /// `(requests, attempts)` the driver's machine holds in flight.
     fn in_flight(&self) -> (usize, usize);
+
+    /// Reports the caller's own validation of the answer of the request `route_id` names
+    /// ([`Routed::id`]); `false` when the router does not know it.
+    fn report(&self, route_id: f3dx_router_core::RequestId, valid: bool) -> bool;
 
     /// Attempt tasks (or threads, or futures) the driver still holds; 0 if it keeps none apart
     /// from the machine's attempts.
@@ -196,6 +203,9 @@ macro_rules! conformance_suite {
             stream_cut_after_commit_is_interrupted,
             stream_error_after_commit_is_interrupted,
             hedged_stream_first_to_commit_wins,
+            invalid_answer_fails_over,
+            invalid_answer_is_returned_marked,
+            reports_flip_a_key,
         );
     };
     (@scenarios $driver:ty; $($name:ident),* $(,)?) => {
