@@ -47,7 +47,10 @@ fn one_request(m: &mut RouterMachine, now: &mut u64, id: u64, request: &ChatRequ
         *now += 1_000;
         Time::from_nanos(*now)
     };
-    let input = Input::Request { id: RequestId(id), request: request.clone() };
+    let input = Input::Request {
+        id: RequestId(id),
+        request: request.clone(),
+    };
     m.handle_input(tick(), input).unwrap();
     let mut attempt = None;
     while let Some(a) = m.poll_action() {
@@ -57,8 +60,23 @@ fn one_request(m: &mut RouterMachine, now: &mut u64, id: u64, request: &ChatRequ
     }
     let attempt = attempt.expect("one send");
     let t = tick();
-    m.handle_input(t, Input::ResponseHead { attempt, status: 200, headers: http::HeaderMap::new() }).unwrap();
-    m.handle_input(t, Input::ResponseBody { attempt, chunk: body.clone() }).unwrap();
+    m.handle_input(
+        t,
+        Input::ResponseHead {
+            attempt,
+            status: 200,
+            headers: http::HeaderMap::new(),
+        },
+    )
+    .unwrap();
+    m.handle_input(
+        t,
+        Input::ResponseBody {
+            attempt,
+            chunk: body.clone(),
+        },
+    )
+    .unwrap();
     m.handle_input(t, Input::ResponseEnd { attempt }).unwrap();
     while let Some(a) = m.poll_action() {
         black_box(a);
@@ -84,7 +102,10 @@ fn main() {
     let mut with_schema = base.clone();
     with_schema["response_format"] = format.clone();
     let body = Bytes::from(body);
-    for (name, request) in [("machine_request_without_schema", base), ("machine_request_with_schema", with_schema)] {
+    for (name, request) in [
+        ("machine_request_without_schema", base),
+        ("machine_request_with_schema", with_schema),
+    ] {
         let request = ChatRequest::from_value(request).unwrap();
         let mut m = RouterMachine::new(config.clone(), 1).unwrap();
         let (mut now, mut id) = (0u64, 0u64);

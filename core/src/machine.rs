@@ -49,9 +49,9 @@ use crate::validity::classifier::Classifier;
 use crate::validity::expect::Expectation;
 use crate::validity::{FeedbackResult, OnInvalid};
 use bytes::Bytes;
-use std::sync::Arc;
 use smallvec::SmallVec;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use events::{Action, Input, InputError};

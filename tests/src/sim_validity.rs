@@ -59,7 +59,8 @@ fn config(classify: bool) -> RouterConfig {
     let providers: Vec<_> = (0..3)
         .map(|i| json!({"name": format!("p{i}"), "kind": "openai", "base_url": format!("https://p{i}.sim/v1"), "api_key": "sk-sim"}))
         .collect();
-    let json = json!({"providers": providers, "policy": "weighted", "validity": {"classify": classify}});
+    let json =
+        json!({"providers": providers, "policy": "weighted", "validity": {"classify": classify}});
     RouterConfig::from_json(json.to_string().as_bytes()).expect("the scenario's config")
 }
 
@@ -109,9 +110,14 @@ pub fn run(seed: u64, classify: bool) -> Buckets {
     };
     // Tenant B starts half a gap after A so arrivals interleave.
     schedule(&mut events, Time::ZERO, Event::Arrive { tenant: 0 });
-    schedule(&mut events, Time::ZERO + GAP / 2, Event::Arrive { tenant: 1 });
+    schedule(
+        &mut events,
+        Time::ZERO + GAP / 2,
+        Event::Arrive { tenant: 1 },
+    );
     let mut tenant_of: HashMap<RequestId, (usize, Time)> = HashMap::new();
-    let mut buckets: Buckets = vec![[TenantBucket::default(); 2]; (RUN.as_secs() / BUCKET.as_secs()) as usize];
+    let mut buckets: Buckets =
+        vec![[TenantBucket::default(); 2]; (RUN.as_secs() / BUCKET.as_secs()) as usize];
     let mut next_id = 0u64;
     while let Some(((now, _), event)) = events.pop_first() {
         match event {
@@ -120,7 +126,13 @@ pub fn run(seed: u64, classify: bool) -> Buckets {
                 next_id += 1;
                 tenant_of.insert(id, (tenant, now));
                 machine
-                    .handle_input(now, Input::Request { id, request: requests[tenant].clone() })
+                    .handle_input(
+                        now,
+                        Input::Request {
+                            id,
+                            request: requests[tenant].clone(),
+                        },
+                    )
                     .expect("fresh ids");
                 let next = now + GAP;
                 if next - Time::ZERO < RUN {
@@ -129,8 +141,15 @@ pub fn run(seed: u64, classify: bool) -> Buckets {
             }
             Event::Answer { attempt, valid } => {
                 let inputs = [
-                    Input::ResponseHead { attempt, status: 200, headers: http::HeaderMap::new() },
-                    Input::ResponseBody { attempt, chunk: answer(valid) },
+                    Input::ResponseHead {
+                        attempt,
+                        status: 200,
+                        headers: http::HeaderMap::new(),
+                    },
+                    Input::ResponseBody {
+                        attempt,
+                        chunk: answer(valid),
+                    },
                     Input::ResponseEnd { attempt },
                 ];
                 for input in inputs {
@@ -140,7 +159,12 @@ pub fn run(seed: u64, classify: bool) -> Buckets {
         }
         while let Some(action) = machine.poll_action() {
             match action {
-                Action::Send { id, attempt, provider, .. } => {
+                Action::Send {
+                    id,
+                    attempt,
+                    provider,
+                    ..
+                } => {
                     let t = now - Time::ZERO;
                     let degraded = provider.0 == DEGRADED
                         && tenant_of.get(&id).is_some_and(|(tenant, _)| *tenant == 0)

@@ -24,9 +24,9 @@ fn the_classifier_moves_tenant_a_off_the_degraded_provider_and_back() {
     // On: one window (50 outcomes of A on p1, about 15 s at 3.3 a second) after the start,
     // under 5 % of A's traffic goes to p1, in total over the rest of the degradation.
     let after_window = start + 2;
-    let (sent, on_p1) = on[after_window..end]
-        .iter()
-        .fold((0, 0), |(s, d), b| (s + b[0].requests, d + b[0].on_degraded));
+    let (sent, on_p1) = on[after_window..end].iter().fold((0, 0), |(s, d), b| {
+        (s + b[0].requests, d + b[0].on_degraded)
+    });
     let share = on_p1 as f64 / sent as f64;
     assert!(share < 0.05, "A's share on p1 after one window: {share}");
     // Back in rotation after it recovers (probe_ms 30 s + 3 answers): within 40 s.

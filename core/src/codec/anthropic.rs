@@ -2024,7 +2024,7 @@ mod tests {
             "response_format": { "type": "json_schema", "json_schema": { "name": "x", "schema": {} } }
         })));
         assert!(out.get("response_format").is_none());
-                let err = encode(with(json!({ "seed": 1 }))).unwrap_err();
+        let err = encode(with(json!({ "seed": 1 }))).unwrap_err();
         assert!(
             err.to_string().contains("`seed`") && err.reason.contains("seed"),
             "{err}"

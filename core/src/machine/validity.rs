@@ -38,7 +38,11 @@ impl RouterMachine {
     }
 
     /// Checks a decoded `chat.completion` of `request`: `None` when it asked for nothing.
-    pub(super) fn check_answer(&self, request: RequestId, body: &[u8]) -> Option<Result<(), Invalid>> {
+    pub(super) fn check_answer(
+        &self,
+        request: RequestId,
+        body: &[u8],
+    ) -> Option<Result<(), Invalid>> {
         let expect = self.requests.get(&request)?.expect.as_ref()?;
         Some(expect.check_body(body))
     }
@@ -53,7 +57,11 @@ impl RouterMachine {
     }
 
     /// Checks a finished stream's assembled answer: `None` when nothing is checked.
-    pub(super) fn check_stream(&self, request: RequestId, assembly: Option<&Assembly>) -> Option<bool> {
+    pub(super) fn check_stream(
+        &self,
+        request: RequestId,
+        assembly: Option<&Assembly>,
+    ) -> Option<bool> {
         let expect = self.requests.get(&request)?.expect.as_ref()?;
         Some(assembly.is_some_and(|a| a.check(expect).is_ok()))
     }
@@ -65,13 +73,25 @@ impl RouterMachine {
 
     /// An invalid answer under `on_invalid: "failover"`: counted against its key, then the next
     /// provider is tried.
-    pub(super) fn fail_invalid(&mut self, now: Time, attempt: AttemptId, status: u16, invalid: Invalid) {
+    pub(super) fn fail_invalid(
+        &mut self,
+        now: Time,
+        attempt: AttemptId,
+        status: u16,
+        invalid: Invalid,
+    ) {
         if let Some(a) = self.attempts.get(&attempt)
             && let Some(state) = self.requests.get(&a.request)
         {
             let probe = state.validity_probe == Some(a.provider);
-            self.classifier
-                .record(now, now, state.request.class_key(), a.provider, false, probe);
+            self.classifier.record(
+                now,
+                now,
+                state.request.class_key(),
+                a.provider,
+                false,
+                probe,
+            );
         }
         let outcome = AttemptOutcome::InvalidOutput {
             status,

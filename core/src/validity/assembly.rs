@@ -100,7 +100,8 @@ impl Assembly {
                     return;
                 }
                 if slot.tool_calls.len() <= call.index {
-                    slot.tool_calls.resize_with(call.index + 1, Default::default);
+                    slot.tool_calls
+                        .resize_with(call.index + 1, Default::default);
                 }
                 let (name, arguments) = &mut slot.tool_calls[call.index];
                 if let Some(f) = call.function {
@@ -148,17 +149,26 @@ mod tests {
     fn content_and_arguments_are_assembled_across_chunks() {
         let tools = json!([{"type":"function","function":{"name":"f","parameters":{"type":"object","required":["x"]}}}]);
         let format = json!({"type":"json_object"});
-        let e = Expectation::compile(Some(&format), Some(&tools)).unwrap().unwrap();
+        let e = Expectation::compile(Some(&format), Some(&tools))
+            .unwrap()
+            .unwrap();
         let mut a = Assembly::default();
         for piece in [r#"{"ans"#, r#"wer":"#, r#"42}"#] {
-            a.push(json!({"choices":[{"index":0,"delta":{"content":piece}}]}).to_string().as_bytes());
+            a.push(
+                json!({"choices":[{"index":0,"delta":{"content":piece}}]})
+                    .to_string()
+                    .as_bytes(),
+            );
         }
         a.check(&e).unwrap();
         let mut a = Assembly::default();
         a.push(json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{\"y\""}}]}}]}).to_string().as_bytes());
         a.push(json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]}}]}).to_string().as_bytes());
         let err = a.check(&e).unwrap_err();
-        assert_eq!(err.path, "choices[0].message.tool_calls[0].function.arguments");
+        assert_eq!(
+            err.path,
+            "choices[0].message.tool_calls[0].function.arguments"
+        );
     }
 
     #[test]
@@ -166,7 +176,9 @@ mod tests {
         let mut a = Assembly::default();
         a.push(br#"{"choices":[{"index":4000000000,"delta":{"content":"x"}}]}"#);
         assert!(a.choices.is_empty());
-        let e = Expectation::compile(Some(&json!({"type":"json_object"})), None).unwrap().unwrap();
+        let e = Expectation::compile(Some(&json!({"type":"json_object"})), None)
+            .unwrap()
+            .unwrap();
         assert!(a.check(&e).unwrap_err().message.contains("out of range"));
     }
 }

@@ -39,7 +39,9 @@ impl ExpectationCache {
         let hash = hash_pair(response_format, tools);
         self.tick += 1;
         if let Some(entry) = self.entries.iter_mut().find(|e| {
-            e.hash == hash && e.response_format.as_ref() == response_format && e.tools.as_ref() == tools
+            e.hash == hash
+                && e.response_format.as_ref() == response_format
+                && e.tools.as_ref() == tools
         }) {
             entry.used = self.tick;
             return Ok(entry.expectation.clone());
@@ -47,7 +49,12 @@ impl ExpectationCache {
         let expectation = Expectation::compile(response_format, tools)?.map(Arc::new);
         self.compiled += 1;
         if self.entries.len() >= CAPACITY
-            && let Some(oldest) = self.entries.iter().enumerate().min_by_key(|(_, e)| e.used).map(|(i, _)| i)
+            && let Some(oldest) = self
+                .entries
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(i, _)| i)
         {
             self.entries.swap_remove(oldest);
         }

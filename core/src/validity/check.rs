@@ -115,7 +115,9 @@ impl Expectation {
                 }
                 return Err(invalid(
                     format!("choices[{choice}].message.tool_calls[{j}].function.name"),
-                    clip(&format!("calls tool {name:?}, which the request did not offer")),
+                    clip(&format!(
+                        "calls tool {name:?}, which the request did not offer"
+                    )),
                 ));
             };
             let value = parse(arguments, &at)?;
@@ -181,7 +183,9 @@ mod tests {
         assert_eq!(err.path, "choices[0].message.content");
         assert!(err.message.contains("not JSON"), "{err}");
         // A `finish_reason: "length"` answer cut mid-object.
-        let err = e.check_body(&body(Some(r#"{"steps":[{"explanation":"Sub"#))).unwrap_err();
+        let err = e
+            .check_body(&body(Some(r#"{"steps":[{"explanation":"Sub"#)))
+            .unwrap_err();
         assert!(err.message.contains("not JSON"), "{err}");
         let err = e.check_body(&body(Some("[1,2]"))).unwrap_err();
         assert!(err.message.contains("not an object"), "{err}");
@@ -202,13 +206,26 @@ mod tests {
             "additionalProperties":false
         });
         let e = expectation(schema_format(schema), None);
-        let good = r#"{"steps":[{"explanation":"a","output":"b"}],"matrix":[[1,2],[3]],"answer":null}"#;
+        let good =
+            r#"{"steps":[{"explanation":"a","output":"b"}],"matrix":[[1,2],[3]],"answer":null}"#;
         e.check_body(&body(Some(good))).unwrap();
         for (bad, path) in [
-            (r#"{"steps":[{"explanation":"a"}],"answer":"x"}"#, "choices[0].message.content/steps/0"),
-            (r#"{"steps":[],"answer":3}"#, "choices[0].message.content/answer"),
-            (r#"{"steps":[],"answer":"x","extra":1}"#, "choices[0].message.content"),
-            (r#"{"steps":[],"answer":"x","matrix":[[1,"2"]]}"#, "choices[0].message.content/matrix/0/1"),
+            (
+                r#"{"steps":[{"explanation":"a"}],"answer":"x"}"#,
+                "choices[0].message.content/steps/0",
+            ),
+            (
+                r#"{"steps":[],"answer":3}"#,
+                "choices[0].message.content/answer",
+            ),
+            (
+                r#"{"steps":[],"answer":"x","extra":1}"#,
+                "choices[0].message.content",
+            ),
+            (
+                r#"{"steps":[],"answer":"x","matrix":[[1,"2"]]}"#,
+                "choices[0].message.content/matrix/0/1",
+            ),
         ] {
             let err = e.check_body(&body(Some(bad))).unwrap_err();
             assert_eq!(err.path, path, "{bad}: {err}");
@@ -224,8 +241,13 @@ mod tests {
         let err = e
             .check_message(0, None, &[("get_weather", r#"{"loc":"Paris"}"#)])
             .unwrap_err();
-        assert_eq!(err.path, "choices[0].message.tool_calls[0].function.arguments");
-        let err = e.check_message(0, None, &[("get_weather", r#"{"locat"#)]).unwrap_err();
+        assert_eq!(
+            err.path,
+            "choices[0].message.tool_calls[0].function.arguments"
+        );
+        let err = e
+            .check_message(0, None, &[("get_weather", r#"{"locat"#)])
+            .unwrap_err();
         assert!(err.message.contains("not JSON"), "{err}");
         let err = e.check_message(0, None, &[("launch", "{}")]).unwrap_err();
         assert!(err.path.ends_with(".name"), "{err}");

@@ -195,7 +195,11 @@ impl Classifier {
     fn evict(&mut self, hash: u64) {
         if let Some(e) = self.entries.remove(&hash) {
             self.lru.remove(&e.tick);
-            self.out -= e.providers.iter().filter(|k| k.status != Status::Ok).count();
+            self.out -= e
+                .providers
+                .iter()
+                .filter(|k| k.status != Status::Ok)
+                .count();
         }
     }
 
@@ -328,7 +332,10 @@ mod tests {
             c.record(t, t, key(&b, &m), p, true, false);
         }
         let now = Time::from_millis(100);
-        assert!(matches!(c.admission(now, key(&a, &m), p), Admission::Excluded { .. }));
+        assert!(matches!(
+            c.admission(now, key(&a, &m), p),
+            Admission::Excluded { .. }
+        ));
         assert_eq!(c.admission(now, key(&a, &m), ProviderId(0)), Admission::Yes);
         assert_eq!(c.admission(now, key(&b, &m), p), Admission::Yes);
         assert_eq!(c.admission(now, key(&a, &m2), p), Admission::Yes);
@@ -344,11 +351,24 @@ mod tests {
         let mut c = classifier(100, 2);
         let (a, m): (Arc<str>, Arc<str>) = ("a".into(), "m".into());
         for i in 0..3 {
-            c.remember(RequestId(i), key(&a, &m), ProviderId(0), Time::from_millis(i), None, false);
+            c.remember(
+                RequestId(i),
+                key(&a, &m),
+                ProviderId(0),
+                Time::from_millis(i),
+                None,
+                false,
+            );
         }
         // Only the last two are remembered.
-        assert_eq!(c.feedback(Time::from_millis(5), RequestId(0), false), FeedbackResult::Unknown);
-        assert_eq!(c.feedback(Time::from_millis(5), RequestId(2), false), FeedbackResult::Applied);
+        assert_eq!(
+            c.feedback(Time::from_millis(5), RequestId(0), false),
+            FeedbackResult::Unknown
+        );
+        assert_eq!(
+            c.feedback(Time::from_millis(5), RequestId(2), false),
+            FeedbackResult::Applied
+        );
         assert_eq!(c.ignored_feedback, 1);
         let stats = c.snapshot(Time::from_millis(5), ProviderId(0));
         assert_eq!((stats[0].samples, stats[0].pass_rate), (1, Some(0.0)));

@@ -75,7 +75,10 @@ impl ValidityConfig {
             return err("min_samples", "must be between 1 and `window`");
         }
         if !(self.threshold > 0.0 && self.threshold < 1.0) {
-            return err("threshold", "must be a failure rate between 0 and 1 (exclusive)");
+            return err(
+                "threshold",
+                "must be a failure rate between 0 and 1 (exclusive)",
+            );
         }
         if self.probe_ms <= 0 {
             return err("probe_ms", "must be greater than 0");

@@ -56,9 +56,9 @@ fn shape(field: impl Into<String>, problem: impl Into<String>) -> RequestError {
 /// Whether the request asks for anything checkable (two map look-ups: what every request pays).
 pub(crate) fn wants_check(body: &serde_json::Map<String, Value>) -> bool {
     // Anything but an explicit `{"type": "text"}` is checked (a malformed one is refused).
-    let structured = body.get("response_format").is_some_and(|f| {
-        !f.is_null() && f.get("type").and_then(Value::as_str) != Some("text")
-    });
+    let structured = body
+        .get("response_format")
+        .is_some_and(|f| !f.is_null() && f.get("type").and_then(Value::as_str) != Some("text"));
     structured || body.get("tools").is_some_and(|t| !t.is_null())
 }
 
@@ -79,7 +79,10 @@ pub(crate) fn check_shape(body: &serde_json::Map<String, Value>) -> Result<(), R
                     ));
                 };
                 if spec.get("name").is_some_and(|n| !n.is_string()) {
-                    return Err(shape("response_format.json_schema.name", "must be a string"));
+                    return Err(shape(
+                        "response_format.json_schema.name",
+                        "must be a string",
+                    ));
                 }
                 if let Some(schema) = spec.get("schema") {
                     schema_shape(schema, "response_format.json_schema.schema")?;
@@ -91,7 +94,12 @@ pub(crate) fn check_shape(body: &serde_json::Map<String, Value>) -> Result<(), R
                     "must be `text`, `json_object` or `json_schema`",
                 ));
             }
-            None => return Err(shape("response_format.type", "is required and must be a string")),
+            None => {
+                return Err(shape(
+                    "response_format.type",
+                    "is required and must be a string",
+                ));
+            }
         }
     }
     if let Some(tools) = body.get("tools").filter(|v| !v.is_null()) {
@@ -121,7 +129,10 @@ pub(crate) fn check_shape(body: &serde_json::Map<String, Value>) -> Result<(), R
 
 fn schema_shape(schema: &Value, field: &str) -> Result<(), RequestError> {
     if !(schema.is_object() || schema.is_boolean()) {
-        return Err(shape(field, "must be a JSON Schema (an object or a boolean)"));
+        return Err(shape(
+            field,
+            "must be a JSON Schema (an object or a boolean)",
+        ));
     }
     if depth(schema, 0) > MAX_SCHEMA_DEPTH {
         return Err(shape(
@@ -161,24 +172,31 @@ impl Expectation {
         response_format: Option<&Value>,
         tools: Option<&Value>,
     ) -> Result<Option<Expectation>, SchemaError> {
-        let content = match response_format.and_then(|f| f.get("type")).and_then(Value::as_str) {
+        let content = match response_format
+            .and_then(|f| f.get("type"))
+            .and_then(Value::as_str)
+        {
             Some("json_object") => ContentRule::JsonObject,
             Some("json_schema") => {
                 match response_format
                     .and_then(|f| f.get("json_schema"))
                     .and_then(|s| s.get("schema"))
                 {
-                    Some(schema) => ContentRule::Schema(compile(
-                        schema,
-                        "response_format.json_schema.schema",
-                    )?),
+                    Some(schema) => {
+                        ContentRule::Schema(compile(schema, "response_format.json_schema.schema")?)
+                    }
                     None => ContentRule::Json,
                 }
             }
             _ => ContentRule::Free,
         };
         let mut compiled = Vec::new();
-        for (i, tool) in tools.and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, tool) in tools
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let Some(function) = tool.get("function") else {
                 continue;
             };
@@ -217,13 +235,18 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(field(json!({"response_format": "json"})), "response_format");
-        assert_eq!(field(json!({"response_format": {"type": "yaml"}})), "response_format.type");
+        assert_eq!(
+            field(json!({"response_format": {"type": "yaml"}})),
+            "response_format.type"
+        );
         assert_eq!(
             field(json!({"response_format": {"type": "json_schema"}})),
             "response_format.json_schema"
         );
         assert_eq!(
-            field(json!({"response_format": {"type": "json_schema", "json_schema": {"schema": 3}}})),
+            field(
+                json!({"response_format": {"type": "json_schema", "json_schema": {"schema": 3}}})
+            ),
             "response_format.json_schema.schema"
         );
         assert_eq!(field(json!({"tools": {}})), "tools");
@@ -236,7 +259,9 @@ mod tests {
             deep = json!({"properties": {"x": deep}});
         }
         assert_eq!(
-            field(json!({"response_format": {"type": "json_schema", "json_schema": {"schema": deep}}})),
+            field(
+                json!({"response_format": {"type": "json_schema", "json_schema": {"schema": deep}}})
+            ),
             "response_format.json_schema.schema"
         );
         shape_of(json!({"response_format": {"type": "text"}, "tools": null})).unwrap();
@@ -256,7 +281,11 @@ mod tests {
     fn text_and_no_tools_expect_nothing() {
         let format = json!({"type": "text"});
         assert!(Expectation::compile(Some(&format), None).unwrap().is_none());
-        assert!(!wants_check(json!({"response_format": {"type": "text"}}).as_object().unwrap()));
+        assert!(!wants_check(
+            json!({"response_format": {"type": "text"}})
+                .as_object()
+                .unwrap()
+        ));
         assert!(wants_check(json!({"tools": []}).as_object().unwrap()));
     }
 }

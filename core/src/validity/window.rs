@@ -63,8 +63,7 @@ impl Window {
 
     /// Share of valid outcomes, if any.
     pub(crate) fn pass_rate(&self) -> Option<f64> {
-        (!self.outcomes.is_empty())
-            .then(|| 1.0 - self.failures as f64 / self.outcomes.len() as f64)
+        (!self.outcomes.is_empty()).then(|| 1.0 - self.failures as f64 / self.outcomes.len() as f64)
     }
 
     /// Adds an outcome at its time, keeping the newest `capacity`.
@@ -121,7 +120,9 @@ pub(crate) enum Admission {
     /// This request may be the key's recovery probe.
     Probe,
     /// Skipped; its pass rate, for choosing the best when everyone is excluded.
-    Excluded { pass_rate: f64 },
+    Excluded {
+        pass_rate: f64,
+    },
 }
 
 /// One key's window and state.
@@ -278,7 +279,10 @@ mod tests {
         }
         let out_at = went_out.expect("50 % invalid must exclude");
         assert!(out_at >= 9);
-        assert!(matches!(k.admission(t(out_at + 1)), Admission::Excluded { .. }));
+        assert!(matches!(
+            k.admission(t(out_at + 1)),
+            Admission::Excluded { .. }
+        ));
         let probe_at = t(out_at) + RULE.probe_after;
         assert_eq!(k.admission(probe_at), Admission::Probe);
         k.probe_sent(probe_at, &RULE);
@@ -286,7 +290,10 @@ mod tests {
         // An invalid probe waits another `probe_ms`.
         k.record(probe_at, probe_at, false, true, &RULE);
         let next = probe_at + RULE.probe_after;
-        assert!(matches!(k.admission(Time::from_nanos(next.as_nanos() - 1)), Admission::Excluded { .. }));
+        assert!(matches!(
+            k.admission(Time::from_nanos(next.as_nanos() - 1)),
+            Admission::Excluded { .. }
+        ));
         assert_eq!(k.admission(next), Admission::Probe);
         for i in 0..3 {
             let at = next + Duration::from_millis(i);

@@ -47,11 +47,17 @@ pub async fn invalid_answer_fails_over<D: Driver>() {
     let server = MockServer::start().await;
     server.script("a", vec![answer(INVALID)]);
     server.script("b", vec![answer(VALID)]);
-    let d = D::build(with_validity(&server, json!({"on_invalid": "failover"})), None);
+    let d = D::build(
+        with_validity(&server, json!({"on_invalid": "failover"})),
+        None,
+    );
     let routed = d.call(person_request("acme")).await.expect("b serves");
     assert_eq!(&*routed.provider_name, "b");
     assert_eq!(routed.valid, Some(true));
-    assert_eq!(completion(&routed)["choices"][0]["message"]["content"], VALID);
+    assert_eq!(
+        completion(&routed)["choices"][0]["message"]["content"],
+        VALID
+    );
     let AttemptOutcome::InvalidOutput { path, message, .. } = &routed.attempts[0].outcome else {
         panic!("{:?}", routed.attempts);
     };
@@ -68,7 +74,10 @@ pub async fn invalid_answer_is_returned_marked<D: Driver>() {
     let d = D::build(with_validity(&server, json!({})), None);
     let routed = d.call(person_request("acme")).await.expect("a serves");
     assert_eq!((&*routed.provider_name, routed.valid), ("a", Some(false)));
-    assert_eq!(completion(&routed)["choices"][0]["message"]["content"], INVALID);
+    assert_eq!(
+        completion(&routed)["choices"][0]["message"]["content"],
+        INVALID
+    );
     let routed = d.call(person_request("acme")).await.expect("a serves");
     assert_eq!(routed.valid, Some(true));
     let routed = d.call(request("no schema")).await.expect("a serves");
@@ -88,13 +97,22 @@ pub async fn reports_flip_a_key<D: Driver>() {
     );
     assert!(!d.report(RequestId(u64::MAX), false), "unknown id");
     for i in 0..3 {
-        let routed = d.call(request(&format!("t1 {i}")).with_tenant("t1").unwrap()).await.expect("served");
+        let routed = d
+            .call(request(&format!("t1 {i}")).with_tenant("t1").unwrap())
+            .await
+            .expect("served");
         assert_eq!(&*routed.provider_name, "a");
         assert!(d.report(routed.id, false), "a known id");
     }
-    let moved = d.call(request("t1 after").with_tenant("t1").unwrap()).await.expect("served");
+    let moved = d
+        .call(request("t1 after").with_tenant("t1").unwrap())
+        .await
+        .expect("served");
     assert_eq!(&*moved.provider_name, "b", "t1 moved off a");
-    let other = d.call(request("t2").with_tenant("t2").unwrap()).await.expect("served");
+    let other = d
+        .call(request("t2").with_tenant("t2").unwrap())
+        .await
+        .expect("served");
     assert_eq!(&*other.provider_name, "a", "t2 is unaffected");
     assert_counts(&server, &[("a", 4), ("b", 1)]);
     settled(&d).await;

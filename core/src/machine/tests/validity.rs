@@ -34,7 +34,13 @@ const BAD: &str = r#"{"name":"Ada","age":"36"}"#;
 impl Harness {
     fn submit(&mut self, id: u64, request: ChatRequest) -> Vec<Action> {
         self.m
-            .handle_input(self.now, Input::Request { id: RequestId(id), request })
+            .handle_input(
+                self.now,
+                Input::Request {
+                    id: RequestId(id),
+                    request,
+                },
+            )
             .unwrap();
         self.actions()
     }
@@ -54,7 +60,9 @@ fn serve(h: &mut Harness, id: u64, tenant: &str, content: &str) -> (usize, Route
 fn return_marks_the_invalid_answer_and_failover_moves_on() {
     let mut h = Harness::new("", 2);
     let (a, _) = sends(&h.submit(1, structured(None)))[0];
-    let routed = outcome(&h.respond(a, 200, &[], &answer(BAD))).clone().unwrap();
+    let routed = outcome(&h.respond(a, 200, &[], &answer(BAD)))
+        .clone()
+        .unwrap();
     assert_eq!((routed.valid, routed.id), (Some(false), RequestId(1)));
     assert_eq!(routed.attempts.len(), 1);
     let (a, _) = sends(&h.start(2))[0];
@@ -65,14 +73,19 @@ fn return_marks_the_invalid_answer_and_failover_moves_on() {
     let (a0, p0) = sends(&h.submit(1, structured(None)))[0];
     let (a1, p1) = sends(&h.respond(a0, 200, &[], &answer(BAD)))[0];
     assert_eq!((p0, p1), (0, 1));
-    let routed = outcome(&h.respond(a1, 200, &[], &answer(GOOD))).clone().unwrap();
+    let routed = outcome(&h.respond(a1, 200, &[], &answer(GOOD)))
+        .clone()
+        .unwrap();
     assert_eq!((routed.provider, routed.valid), (ProviderId(1), Some(true)));
     assert!(matches!(
         &routed.attempts[0].outcome,
         AttemptOutcome::InvalidOutput { path, .. } if path == "choices[0].message.content/age"
     ));
     // The breaker does not count it: p0 answered.
-    assert_eq!(h.m.stats(h.now)[0].breaker, crate::stats::BreakerStats::Closed);
+    assert_eq!(
+        h.m.stats(h.now)[0].breaker,
+        crate::stats::BreakerStats::Closed
+    );
 
     let (a0, _) = sends(&h.submit(2, structured(None)))[0];
     let (a1, _) = sends(&h.respond(a0, 200, &[], &answer(BAD)))[0];
@@ -84,7 +97,10 @@ fn return_marks_the_invalid_answer_and_failover_moves_on() {
     };
     assert_eq!(attempts.len(), 2);
     let text = err.to_string();
-    assert!(text.contains("content/age") && text.contains("is not JSON"), "{text}");
+    assert!(
+        text.contains("content/age") && text.contains("is not JSON"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -94,7 +110,9 @@ fn a_schema_that_does_not_compile_fails_before_sending_and_compiles_once() {
         "response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"strnig"}}}})).unwrap();
     let out = h.submit(1, bad);
     assert!(sends(&out).is_empty());
-    assert!(matches!(outcome(&out), Err(RouteError::InvalidRequest { field, .. }) if field == "response_format.json_schema.schema"));
+    assert!(
+        matches!(outcome(&out), Err(RouteError::InvalidRequest { field, .. }) if field == "response_format.json_schema.schema")
+    );
     for id in 2..5 {
         serve(&mut h, id, "t", GOOD);
     }
@@ -125,9 +143,15 @@ fn the_classifier_excludes_per_tenant_probes_and_recovers() {
     let after = excluded_after.expect("A moved off p0");
     assert!(after >= 10, "not before min_samples ({after})");
     let stats = &h.m.stats(h.now)[0].validity;
-    let a = stats.iter().find(|s| s.tenant.as_deref() == Some("a")).unwrap();
+    let a = stats
+        .iter()
+        .find(|s| s.tenant.as_deref() == Some("a"))
+        .unwrap();
     assert_eq!(a.state, KeyStatus::Excluded);
-    let b = stats.iter().find(|s| s.tenant.as_deref() == Some("b")).unwrap();
+    let b = stats
+        .iter()
+        .find(|s| s.tenant.as_deref() == Some("b"))
+        .unwrap();
     assert_eq!((b.state, b.pass_rate), (KeyStatus::Ok, Some(1.0)));
     id += 1;
     assert_eq!(serve(&mut h, id, "b", GOOD).0, 0, "B still goes to p0");
@@ -156,7 +180,12 @@ fn when_every_provider_is_excluded_the_best_pass_rate_serves() {
         outcome(&h.respond(attempt, 200, &[], &answer(if bad { BAD } else { GOOD })));
     }
     let stats = h.m.stats(h.now);
-    assert!(stats.iter().all(|s| s.validity[0].state == KeyStatus::Excluded), "{stats:?}");
+    assert!(
+        stats
+            .iter()
+            .all(|s| s.validity[0].state == KeyStatus::Excluded),
+        "{stats:?}"
+    );
     id += 1;
     assert_eq!(sends(&h.submit(id, structured(Some("a"))))[0].1, 1);
 }
@@ -164,19 +193,35 @@ fn when_every_provider_is_excluded_the_best_pass_rate_serves() {
 #[test]
 fn reports_flip_a_key_and_unknown_ids_are_ignored() {
     let mut h = Harness::new(r#","validity":{"min_samples":5}"#, 2);
-    assert_eq!(h.m.feedback(h.now, RequestId(99), false), FeedbackResult::Unknown);
-    h.m.handle_input(h.now, Input::Feedback { id: RequestId(98), valid: false })
-        .unwrap();
+    assert_eq!(
+        h.m.feedback(h.now, RequestId(99), false),
+        FeedbackResult::Unknown
+    );
+    h.m.handle_input(
+        h.now,
+        Input::Feedback {
+            id: RequestId(98),
+            valid: false,
+        },
+    )
+    .unwrap();
     assert_eq!(h.m.machine_stats().ignored_feedback, 2);
     // Requests without a schema: the caller validates and reports.
     for id in 0..5 {
         let (a, p) = sends(&h.start(id))[0];
         assert_eq!(p, 0);
         assert!(outcome(&h.respond(a, 200, &[], OK_BODY)).is_ok());
-        assert_eq!(h.m.feedback(h.now, RequestId(id), false), FeedbackResult::Applied);
+        assert_eq!(
+            h.m.feedback(h.now, RequestId(id), false),
+            FeedbackResult::Applied
+        );
     }
     assert_eq!(h.m.stats(h.now)[0].validity[0].state, KeyStatus::Excluded);
-    assert_eq!(sends(&h.start(10))[0].1, 1, "the default tenant moved off p0");
+    assert_eq!(
+        sends(&h.start(10))[0].1,
+        1,
+        "the default tenant moved off p0"
+    );
 }
 
 #[test]
@@ -184,8 +229,14 @@ fn streams_are_checked_on_the_assembled_answer() {
     let mut m = RouterMachine::new(mixed_config(""), 1).unwrap();
     let request = ChatRequest::from_value(json!({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true,"response_format":schema()})).unwrap();
     let run = |m: &mut RouterMachine, id: u64, pieces: &[&str]| {
-        m.handle_input(Time::ZERO, Input::Request { id: RequestId(id), request: request.clone() })
-            .unwrap();
+        m.handle_input(
+            Time::ZERO,
+            Input::Request {
+                id: RequestId(id),
+                request: request.clone(),
+            },
+        )
+        .unwrap();
         let out: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
         let (attempt, _) = sends(&out)[0];
         let mut body = String::new();
@@ -197,8 +248,14 @@ fn streams_are_checked_on_the_assembled_answer() {
         let out = feed(m, attempt, 200, &[&body], true);
         outcome(&out).clone().unwrap().valid
     };
-    assert_eq!(run(&mut m, 1, &[r#"{"name":"#, r#""Ada","age":36}"#]), Some(true));
-    assert_eq!(run(&mut m, 2, &[r#"{"name":"#, r#""Ada","age":"#]), Some(false));
+    assert_eq!(
+        run(&mut m, 1, &[r#"{"name":"#, r#""Ada","age":36}"#]),
+        Some(true)
+    );
+    assert_eq!(
+        run(&mut m, 2, &[r#"{"name":"#, r#""Ada","age":"#]),
+        Some(false)
+    );
 }
 
 #[test]
@@ -215,17 +272,31 @@ fn the_documented_structured_outputs_validate_and_their_breakages_are_located() 
             let out = h.respond(a, 200, &[], &answer(content));
             outcome(&out).clone().unwrap()
         };
-        assert_eq!(run(case["valid"].as_str().unwrap()).valid, Some(true), "{}", case["name"]);
+        assert_eq!(
+            run(case["valid"].as_str().unwrap()).valid,
+            Some(true),
+            "{}",
+            case["name"]
+        );
         for bad in case["invalid"].as_array().unwrap() {
-            assert_eq!(run(bad["content"].as_str().unwrap()).valid, Some(false), "{bad}");
+            assert_eq!(
+                run(bad["content"].as_str().unwrap()).valid,
+                Some(false),
+                "{bad}"
+            );
         }
         // The located failure: checked directly on the expectation.
         let e = crate::validity::expect::Expectation::compile(Some(&case["response_format"]), None)
             .unwrap()
             .unwrap();
         for bad in case["invalid"].as_array().unwrap() {
-            let err = e.check_body(answer(bad["content"].as_str().unwrap()).as_bytes()).unwrap_err();
-            let expected = format!("choices[0].message.content{}", bad["path"].as_str().unwrap());
+            let err = e
+                .check_body(answer(bad["content"].as_str().unwrap()).as_bytes())
+                .unwrap_err();
+            let expected = format!(
+                "choices[0].message.content{}",
+                bad["path"].as_str().unwrap()
+            );
             assert_eq!(err.path, expected, "{}: {err}", case["name"]);
         }
     }
@@ -238,11 +309,16 @@ fn recorded_tool_calls_validate_against_their_tools() {
         {"type":"function","function":{"name":"GetWeatherArgs","strict":true,"parameters":{"type":"object","properties":{"city":{"type":"string"},"country":{"type":"string"},"units":{"type":"string","enum":["c","f"],"default":"c"}},"required":["city","country","units"],"additionalProperties":false}}},
         {"type":"function","function":{"name":"get_stock_price","strict":true,"parameters":{"type":"object","properties":{"ticker":{"type":"string"},"exchange":{"type":"string"}},"required":["ticker","exchange"],"additionalProperties":false}}}
     ]);
-    let e = crate::validity::expect::Expectation::compile(None, Some(&tools)).unwrap().unwrap();
+    let e = crate::validity::expect::Expectation::compile(None, Some(&tools))
+        .unwrap()
+        .unwrap();
     e.check_body(PARALLEL_TOOLS.as_bytes()).unwrap();
     let broken = PARALLEL_TOOLS.replace(r#"\"units\": \"c\""#, r#"\"units\": \"kelvin\""#);
     let err = e.check_body(broken.as_bytes()).unwrap_err();
-    assert_eq!(err.path, "choices[0].message.tool_calls[0].function.arguments/units");
+    assert_eq!(
+        err.path,
+        "choices[0].message.tool_calls[0].function.arguments/units"
+    );
     // The recorded Anthropic exchange: its answer, translated, against its request's tools.
     let recorded: Value = serde_json::from_str(include_str!(
         "../../../../tests/fixtures/anthropic/recorded/nonstream_200_with_ratelimit_headers_tool_use.json"
@@ -255,7 +331,9 @@ fn recorded_tool_calls_validate_against_their_tools() {
         .iter()
         .map(|t| json!({"type":"function","function":{"name":t["name"],"parameters":t["input_schema"]}}))
         .collect();
-    let e = crate::validity::expect::Expectation::compile(None, Some(&Value::Array(tools))).unwrap().unwrap();
+    let e = crate::validity::expect::Expectation::compile(None, Some(&Value::Array(tools)))
+        .unwrap()
+        .unwrap();
     let body = serde_json::to_vec(&exchange["response"]["body"]).unwrap();
     let translated = crate::codec::anthropic::decode_response(&body, 1).unwrap();
     e.check_body(&translated).unwrap();
