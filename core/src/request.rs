@@ -24,6 +24,9 @@ struct Inner {
     model: Arc<str>,
     stream: bool,
     include_usage: bool,
+    /// Whether `response_format` or `tools` ask for a checkable answer (read once here, so the
+    /// machine pays nothing per request for requests that do not).
+    wants_check: bool,
 }
 
 /// Why a request is not a chat request. Raised before anything is sent.
@@ -111,7 +114,8 @@ impl ChatRequest {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(field("stream", "must be a boolean")),
         };
-        if crate::validity::expect::wants_check(&body) {
+        let wants_check = crate::validity::expect::wants_check(&body);
+        if wants_check {
             crate::validity::expect::check_shape(&body)?;
         }
         let include_usage = body
@@ -132,6 +136,7 @@ impl ChatRequest {
                 model,
                 stream,
                 include_usage,
+                wants_check,
             }),
             tenant: None,
         })
@@ -153,6 +158,11 @@ impl ChatRequest {
     /// The tenant, if one was named.
     pub fn tenant(&self) -> Option<&str> {
         self.tenant.as_deref()
+    }
+
+    /// Whether the answer is to be validated (`response_format` other than text, or `tools`).
+    pub(crate) fn wants_check(&self) -> bool {
+        self.inner.wants_check
     }
 
     /// The classifier's key of this request: its tenant and requested model.

@@ -5,7 +5,6 @@
 use super::*;
 use crate::policy::Candidates;
 use crate::validity::check::Invalid;
-use crate::validity::expect::wants_check;
 use crate::validity::window::Admission;
 
 impl RouterMachine {
@@ -24,10 +23,10 @@ impl RouterMachine {
         &mut self,
         request: &ChatRequest,
     ) -> Result<Option<Arc<Expectation>>, RouteError> {
-        let body = request.body();
-        if !wants_check(body) {
+        if !request.wants_check() {
             return Ok(None);
         }
+        let body = request.body();
         self.expectations
             .get(body.get("response_format"), body.get("tools"))
             .map_err(|e| RouteError::InvalidRequest {
