@@ -82,3 +82,7 @@ def test_bad_input_is_refused_before_sending() -> None:
         r.chat_completions(structured(), tenant=7)  # type: ignore[arg-type]
     with pytest.raises(InvalidRequestError):
         r.chat_completions(structured(response_format="json"))
+    broken = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "strnig"}}}
+    with pytest.raises(InvalidRequestError) as e:
+        r.chat_completions(structured(response_format=broken))
+    assert e.value.field == "response_format.json_schema.schema"  # type: ignore[attr-defined]
