@@ -187,6 +187,9 @@ pub struct RouterConfig {
     /// Whether drivers read proxies from the environment (default true).
     #[serde(default = "yes")]
     pub trust_env: bool,
+    /// Structured-output validation and the validity classifier.
+    #[serde(default)]
+    pub validity: crate::validity::ValidityConfig,
 }
 
 fn yes() -> bool {
@@ -360,6 +363,9 @@ impl RouterConfig {
                 ConfigError::invalid(format!("throttle.{field}"), message)
             })?;
         }
+        self.validity.validate().map_err(|(field, message)| {
+            ConfigError::invalid(format!("validity.{field}"), message)
+        })?;
         if let Some(proxy) = &self.proxy
             && !proxy.is_http_url()
         {

@@ -74,6 +74,7 @@ pub mod sse;
 pub mod state;
 pub mod stats;
 pub mod time;
+pub mod validity;
 
 pub use config::{ConfigError, PolicyKind, ProviderConfig, ProviderKind, RouterConfig};
 pub use ids::{AttemptId, ProviderId, RequestId};
@@ -83,3 +84,4 @@ pub use request::{ChatRequest, RequestError};
 pub use secret::ApiKey;
 pub use stats::{BreakerStats, MachineStats, ProviderStats};
 pub use time::Time;
+pub use validity::{FeedbackResult, KeyStatus, OnInvalid, ValidityConfig, ValidityStats};

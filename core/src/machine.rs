@@ -44,9 +44,15 @@ use crate::sse::{SseEvent, SseParser};
 use crate::state::throttle::Throttle;
 use crate::stats::{MachineStats, ProviderStats};
 use crate::time::Time;
+use crate::validity::assembly::Assembly;
+use crate::validity::cache::ExpectationCache;
+use crate::validity::classifier::Classifier;
+use crate::validity::expect::Expectation;
+use crate::validity::{FeedbackResult, OnInvalid};
 use bytes::Bytes;
 use smallvec::SmallVec;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use events::{Action, Input, InputError};
@@ -80,6 +86,10 @@ struct RequestState {
     /// A hard failure is reading its body; nothing more is sent.
     hard_failing: bool,
     timers: OwnTimers,
+    /// What its answer must satisfy (`response_format`, `tools`), compiled.
+    expect: Option<Arc<Expectation>>,
+    /// The provider this request was sent as a validity recovery probe, if any.
+    validity_probe: Option<ProviderId>,
 }
 
 /// What an attempt is waiting for.
@@ -108,6 +118,8 @@ struct StreamState {
     held: Vec<Bytes>,
     /// Their length in all, bounded by `max_response_bytes`.
     held_bytes: usize,
+    /// The answer put back together, when the request's answer is validated.
+    assembly: Option<Box<Assembly>>,
 }
 
 #[derive(Debug)]
@@ -179,6 +191,11 @@ pub struct RouterMachine {
     /// Scratch buffers reused across inputs so decoding a stream allocates nothing per event.
     scratch_events: Vec<SseEvent>,
     scratch_items: Vec<StreamItem>,
+    /// Compiled `response_format` / `tools` schemas.
+    expectations: ExpectationCache,
+    /// The validity classifier and the requests reports may name.
+    classifier: Classifier,
+    on_invalid: OnInvalid,
 }
 
 fn ms(value: Option<i64>) -> Option<Duration> {
@@ -211,7 +228,11 @@ impl RouterMachine {
             .collect();
         let weights: Vec<u32> = config.providers.iter().map(|p| p.weight).collect();
         let mut rng = Rng::new(seed ^ POLICY_SEED_STREAM);
+        let classifier = Classifier::new(&config.validity, config.providers.len());
         Ok(RouterMachine {
+            expectations: ExpectationCache::default(),
+            classifier,
+            on_invalid: config.validity.on_invalid,
             counts_tokens: state.iter().any(|s| s.counts_tokens),
             state,
             policy: Policy::new(config.policy, &weights, rng.fork(0)),
@@ -300,7 +321,12 @@ impl RouterMachine {
         self.state
             .iter()
             .zip(&self.providers)
-            .map(|(s, p)| s.snapshot(now, &p.name))
+            .enumerate()
+            .map(|(i, (s, p))| {
+                let mut stats = s.snapshot(now, &p.name);
+                stats.validity = self.classifier.snapshot(now, ProviderId(i));
+                stats
+            })
             .collect()
     }
 
@@ -311,6 +337,8 @@ impl RouterMachine {
             requests_in_flight: self.requests.len(),
             attempts_in_flight: self.attempts.len(),
             timers: self.timers.len(),
+            ignored_feedback: self.classifier.ignored_feedback,
+            schemas_compiled: self.expectations.compiled(),
         }
     }
 
@@ -328,7 +356,7 @@ impl RouterMachine {
             self.handle_timeout(now);
         }
         let known = match &input {
-            Input::Request { .. } => true,
+            Input::Request { .. } | Input::Feedback { .. } => true,
             Input::Cancel { id } => self.requests.contains_key(id),
             Input::ResponseHead { attempt, .. }
             | Input::ResponseBody { attempt, .. }
@@ -349,6 +377,9 @@ impl RouterMachine {
             Input::ResponseBody { attempt, chunk } => self.on_body(now, attempt, chunk),
             Input::ResponseEnd { attempt } => self.on_end(now, attempt),
             Input::TransportError { attempt, kind } => self.on_transport_error(now, attempt, kind),
+            Input::Feedback { id, valid } => {
+                self.feedback(now, id, valid);
+            }
             Input::Cancel { id } => self.complete(
                 now,
                 id,
@@ -414,3 +445,4 @@ mod streams;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod validity;

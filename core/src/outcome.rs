@@ -74,6 +74,15 @@ pub enum AttemptOutcome {
     StreamInterrupted { reason: String },
     /// The request could not be expressed in this provider's shape; nothing was sent.
     Unsupported { field: String },
+    /// A 2xx answer that failed the request's schema, with `validity.on_invalid: "failover"`:
+    /// soft (the provider answered; its breaker counts it healthy, the classifier does not).
+    InvalidOutput {
+        status: u16,
+        /// Where the first validation failure is, e.g. `choices[0].message.content/name`.
+        path: String,
+        /// What is wrong there.
+        message: String,
+    },
     /// Another leg won, the request ended, or the caller cancelled.
     Cancelled,
 }
@@ -102,6 +111,9 @@ impl fmt::Display for AttemptOutcome {
                 write!(f, "stream interrupted ({reason})")
             }
             AttemptOutcome::Unsupported { field } => write!(f, "cannot express `{field}`"),
+            AttemptOutcome::InvalidOutput { path, message, .. } => {
+                write!(f, "answer failed its schema at {path}: {message}")
+            }
             AttemptOutcome::Cancelled => f.write_str("cancelled"),
         }
     }
@@ -138,6 +150,11 @@ pub struct AttemptRecord {
 /// A served request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routed {
+    /// The request's id (what a report on it names: [`crate::Input::Feedback`]).
+    pub id: crate::ids::RequestId,
+    /// Whether the answer passed the request's `response_format` / `tools` schemas: `None`
+    /// when the request asked for nothing checkable.
+    pub valid: Option<bool>,
     /// The provider that served it.
     pub provider: ProviderId,
     /// Its name.
@@ -189,6 +206,14 @@ pub enum RouteError {
         field: String,
         attempts: Vec<AttemptRecord>,
     },
+    /// The request cannot be sent as written (a schema in `response_format` or `tools` that
+    /// does not compile); nothing was sent.
+    #[error("invalid request at `{field}`: {message}")]
+    InvalidRequest {
+        field: String,
+        message: String,
+        attempts: Vec<AttemptRecord>,
+    },
     /// The caller cancelled.
     #[error("request cancelled by the caller")]
     Cancelled { attempts: Vec<AttemptRecord> },
@@ -211,6 +236,7 @@ macro_rules! attempts_of {
             | RouteError::RateLimited { attempts, .. }
             | RouteError::StreamInterrupted { attempts, .. }
             | RouteError::Unsupported { attempts, .. }
+            | RouteError::InvalidRequest { attempts, .. }
             | RouteError::Cancelled { attempts }
             | RouteError::Internal { attempts, .. } => attempts,
         }

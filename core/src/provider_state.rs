@@ -144,6 +144,12 @@ impl ProviderState {
                 None
             }
             AttemptOutcome::Cancelled | AttemptOutcome::Unsupported { .. } => None,
+            // It answered: whether the answer fits the schema is the classifier's business, per
+            // tenant and model, not the breaker's for everyone.
+            AttemptOutcome::InvalidOutput { .. } => {
+                self.counters.soft_failures += 1;
+                Some(true)
+            }
             AttemptOutcome::TimedOut => {
                 self.counters.timeouts += 1;
                 Some(false)
@@ -187,6 +193,7 @@ impl ProviderState {
                 .filter(|&until| until > now)
                 .map(|until| until - now),
             budget: self.budget.snapshot(now),
+            validity: Vec::new(),
         }
     }
 }

@@ -10,15 +10,23 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
     inner: Arc<Inner>,
+    /// Whose request this is, for the validity classifier (`None`: the default tenant).
+    tenant: Option<Arc<str>>,
 }
+
+/// Longest tenant name, in bytes.
+pub const MAX_TENANT_BYTES: usize = 256;
 
 #[derive(Debug)]
 struct Inner {
     raw: Bytes,
     body: Map<String, Value>,
-    model: String,
+    model: Arc<str>,
     stream: bool,
     include_usage: bool,
+    /// Whether `response_format` or `tools` ask for a checkable answer (read once here, so the
+    /// machine pays nothing per request for requests that do not).
+    wants_check: bool,
 }
 
 /// Why a request is not a chat request. Raised before anything is sent.
@@ -73,7 +81,7 @@ impl ChatRequest {
             return Err(field("<root>", "must be a JSON object"));
         };
         let model = match body.get("model") {
-            Some(Value::String(m)) if !m.is_empty() => m.clone(),
+            Some(Value::String(m)) if !m.is_empty() => Arc::<str>::from(m.as_str()),
             Some(_) => return Err(field("model", "must be a non-empty string")),
             None => return Err(field("model", "is required")),
         };
@@ -106,6 +114,10 @@ impl ChatRequest {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(field("stream", "must be a boolean")),
         };
+        let wants_check = crate::validity::expect::wants_check(&body);
+        if wants_check {
+            crate::validity::expect::check_shape(&body)?;
+        }
         let include_usage = body
             .get("stream_options")
             .and_then(|o| o.get("include_usage"))
@@ -124,8 +136,41 @@ impl ChatRequest {
                 model,
                 stream,
                 include_usage,
+                wants_check,
             }),
+            tenant: None,
         })
+    }
+
+    /// The same request on behalf of `tenant` (the validity classifier keeps tenants apart).
+    /// An empty name or one longer than 256 bytes is an error.
+    pub fn with_tenant(mut self, tenant: &str) -> Result<Self, RequestError> {
+        if tenant.is_empty() || tenant.len() > MAX_TENANT_BYTES {
+            return Err(field(
+                "tenant",
+                format!("must be a non-empty string of at most {MAX_TENANT_BYTES} bytes"),
+            ));
+        }
+        self.tenant = Some(tenant.into());
+        Ok(self)
+    }
+
+    /// The tenant, if one was named.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
+    /// Whether the answer is to be validated (`response_format` other than text, or `tools`).
+    pub(crate) fn wants_check(&self) -> bool {
+        self.inner.wants_check
+    }
+
+    /// The classifier's key of this request: its tenant and requested model.
+    pub(crate) fn class_key(&self) -> crate::validity::classifier::KeyRef<'_> {
+        crate::validity::classifier::KeyRef {
+            tenant: self.tenant.as_ref(),
+            model: &self.inner.model,
+        }
     }
 
     /// The parsed body.

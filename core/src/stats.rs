@@ -38,6 +38,8 @@ pub struct ProviderStats {
     pub cooldown_until: Option<Duration>,
     /// What is left of its budget (configured and learned).
     pub budget: BudgetSnapshot,
+    /// Its validity per (tenant, model) with outcomes in the window, sorted.
+    pub validity: Vec<crate::validity::ValidityStats>,
 }
 
 /// The breaker's state, with how long an open breaker stays open.
@@ -86,4 +88,9 @@ pub struct MachineStats {
     pub attempts_in_flight: usize,
     /// Timers armed.
     pub timers: usize,
+    /// Reports ([`crate::Input::Feedback`]) for requests the machine did not remember: ignored.
+    pub ignored_feedback: u64,
+    /// Distinct `response_format`/`tools` schemas compiled (a request with a schema seen
+    /// before compiles nothing).
+    pub schemas_compiled: u64,
 }

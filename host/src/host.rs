@@ -394,6 +394,16 @@ impl Host {
         .flatten()
     }
 
+    /// A caller's own verdict on a completed request's answer, for the validity classifier:
+    /// `false` when the machine no longer remembers `id` (the report is ignored).
+    pub fn report(self: &Arc<Self>, id: RequestId, valid: bool) -> bool {
+        self.locked(Blame::Nobody, |s| {
+            let now = self.timers.now();
+            s.machine.feedback(now, id, valid) == f3dx_router_core::FeedbackResult::Applied
+        })
+        .unwrap_or(false)
+    }
+
     /// When something is next due (the machine's earliest timer or a mock answer), for a driver
     /// whose callers wait for it themselves.
     pub fn next_due(&self) -> Option<Time> {

@@ -45,7 +45,7 @@ class Attempt:
     def outcome(self) -> str:
         """``success``, ``soft_status``, ``hard_status``, ``transport_error``, ``timed_out``,
         ``invalid_body``, ``body_too_large``, ``stream_failed_before_commit``,
-        ``stream_interrupted``, ``unsupported`` or ``cancelled``."""
+        ``stream_interrupted``, ``unsupported``, ``invalid_output`` or ``cancelled``."""
     @property
     def status(self) -> int | None:
         """The HTTP status, when the provider answered one."""
@@ -59,6 +59,13 @@ class Attempt:
 class Route:
     """Which provider served a request, and every attempt made (failovers, hedges)."""
 
+    @property
+    def id(self) -> int:
+        """The request's id, what ``Router.report`` takes."""
+    @property
+    def valid(self) -> bool | None:
+        """Whether the answer passed its ``response_format`` / ``tools`` schemas (``None``:
+        the request asked for none)."""
     @property
     def provider(self) -> str: ...
     @property
@@ -117,7 +124,9 @@ class Router:
     ``root_certificates`` adds trusted CA certificates (PEM) to the built-in web roots.
     ``proxy`` (an ``http://`` URL, credentials allowed) sends every provider through that proxy;
     without it, ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` are read unless
-    ``trust_env=False``.
+    ``trust_env=False``. ``validity`` configures structured-output validation and the validity
+    classifier (``on_invalid``, ``classify``, ``window``, ``min_samples``, ``threshold``,
+    ``probe_ms``, ``recovery``, ``max_keys``, ``feedback_ids``).
     """
 
     def __new__(
@@ -140,6 +149,7 @@ class Router:
         connect_timeout_ms: int | None = None,
         proxy: str | None = None,
         trust_env: bool | None = None,
+        validity: Mapping[str, Any] | None = None,
     ) -> Router: ...
     # chat_completions: routes one OpenAI chat request, blocking with the GIL released (Ctrl-C
     # cancels it). Returns a ChatCompletion (a dict with .route), or, when the request streams
@@ -147,33 +157,36 @@ class Router:
     # let a type checker see the stream.
     @overload
     def chat_completions(
-        self, request: Mapping[str, Any], *, stream: Literal[True]
+        self, request: Mapping[str, Any], *, stream: Literal[True], tenant: str | None = None
     ) -> ChatCompletionStream: ...
     @overload
     def chat_completions(
-        self, request: Mapping[str, Any], *, stream: Literal[False] | None = None
+        self, request: Mapping[str, Any], *, stream: Literal[False] | None = None, tenant: str | None = None
     ) -> ChatCompletion: ...
     @overload
     def chat_completions(
-        self, request: Mapping[str, Any], *, stream: bool | None = None
+        self, request: Mapping[str, Any], *, stream: bool | None = None, tenant: str | None = None
     ) -> ChatCompletion | ChatCompletionStream: ...
     # achat_completions: the same as an asyncio future on the extension's tokio runtime (no
     # thread per call). Cancelling it cancels the request and its attempts.
     @overload
     def achat_completions(
-        self, request: Mapping[str, Any], *, stream: Literal[True]
+        self, request: Mapping[str, Any], *, stream: Literal[True], tenant: str | None = None
     ) -> Awaitable[AsyncChatCompletionStream]: ...
     @overload
     def achat_completions(
-        self, request: Mapping[str, Any], *, stream: Literal[False] | None = None
+        self, request: Mapping[str, Any], *, stream: Literal[False] | None = None, tenant: str | None = None
     ) -> Awaitable[ChatCompletion]: ...
     @overload
     def achat_completions(
-        self, request: Mapping[str, Any], *, stream: bool | None = None
+        self, request: Mapping[str, Any], *, stream: bool | None = None, tenant: str | None = None
     ) -> Awaitable[ChatCompletion | AsyncChatCompletionStream]: ...
     def stats(self) -> list[ProviderStats]:
         """What the router knows about each provider now, one dict per provider in config
         order (see ``ProviderStats``)."""
+    def report(self, response: ChatCompletion | ChatCompletionStream | AsyncChatCompletionStream | Route | int, valid: bool) -> bool:
+        """Reports your own validation of an answer to the validity classifier; ``False`` when
+        the router no longer remembers it."""
     @property
     def provider_names(self) -> list[str]: ...
     @property

@@ -39,21 +39,22 @@ class Router(_native.Router):
 
     @overload
     async def achat_completions(
-        self, request: Mapping[str, Any], *, stream: Literal[True]
+        self, request: Mapping[str, Any], *, stream: Literal[True], tenant: str | None = None
     ) -> AsyncChatCompletionStream: ...
     @overload
     async def achat_completions(
-        self, request: Mapping[str, Any], *, stream: Literal[False] | None = None
+        self, request: Mapping[str, Any], *, stream: Literal[False] | None = None, tenant: str | None = None
     ) -> ChatCompletion: ...
     @overload
     async def achat_completions(
-        self, request: Mapping[str, Any], *, stream: bool | None = None
+        self, request: Mapping[str, Any], *, stream: bool | None = None, tenant: str | None = None
     ) -> ChatCompletion | AsyncChatCompletionStream: ...
     async def achat_completions(
-        self, request: Mapping[str, Any], *, stream: bool | None = None
+        self, request: Mapping[str, Any], *, stream: bool | None = None, tenant: str | None = None
     ) -> ChatCompletion | AsyncChatCompletionStream:
         """Routes one chat completion without blocking the event loop.
 
         Returns a ``ChatCompletion``, or, when the request streams (``"stream": True`` in it,
-        or ``stream=True`` here), an ``AsyncChatCompletionStream`` to ``async for`` over."""
-        return await super().achat_completions(request, stream=stream)
+        or ``stream=True`` here), an ``AsyncChatCompletionStream`` to ``async for`` over.
+        ``tenant`` keeps the validity classifier's windows apart per tenant."""
+        return await super().achat_completions(request, stream=stream, tenant=tenant)

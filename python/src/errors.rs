@@ -273,6 +273,11 @@ pub(crate) fn route_error(py: Python<'_>, error: &RouteError, secrets: &Secrets)
                 attrs.push(("field", str_obj(field)?));
                 py.get_type::<UnsupportedError>()
             }
+            // A schema in `response_format` / `tools` that does not compile: nothing was sent.
+            RouteError::InvalidRequest { field, .. } => {
+                attrs.push(("field", str_obj(field)?));
+                request_error_type(py)?.clone()
+            }
             // `Cancelled` (and any variant a newer core adds) is the base class.
             _ => py.get_type::<RouterError>(),
         };

@@ -14,6 +14,7 @@ pub(crate) struct Attempt {
     provider: String,
     /// `success`, `soft_status`, `hard_status`, `transport_error`, `timed_out`, `invalid_body`,
     /// `body_too_large`, `stream_failed_before_commit`, `stream_interrupted`, `unsupported`,
+    /// `invalid_output` (the answer failed its schema, `validity.on_invalid: "failover"`),
     /// `cancelled`.
     outcome: String,
     /// The HTTP status, when the provider answered one.
@@ -52,6 +53,15 @@ impl Attempt {
                 Some(format!("cannot express `{field}`")),
             ),
             AttemptOutcome::Cancelled => ("cancelled", None, None),
+            AttemptOutcome::InvalidOutput {
+                status,
+                path,
+                message,
+            } => (
+                "invalid_output",
+                Some(*status),
+                Some(format!("at {path}: {message}")),
+            ),
             other => ("other", None, Some(format!("{other:?}"))),
         };
         Attempt {
@@ -86,6 +96,10 @@ impl Attempt {
 #[pyclass(frozen, get_all, module = "f3dx_router")]
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
+    /// The request's id, what `Router.report` names.
+    id: u64,
+    /// Whether the answer passed its `response_format` / `tools` schemas (`None`: none asked).
+    valid: Option<bool>,
     /// The provider that served the request.
     provider: String,
     /// Every attempt, in the order they were started (losing hedges and failovers included).
@@ -93,8 +107,15 @@ pub(crate) struct Route {
 }
 
 impl Route {
+    /// The request's id.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     pub(crate) fn from_routed(routed: &Routed, secrets: &Secrets) -> Route {
         Route {
+            id: routed.id.0,
+            valid: routed.valid,
             provider: routed.provider_name.to_string(),
             attempts: routed
                 .attempts
@@ -109,8 +130,14 @@ impl Route {
 impl Route {
     fn __repr__(&self) -> String {
         let attempts: Vec<String> = self.attempts.iter().map(Attempt::__repr__).collect();
+        let valid = match self.valid {
+            Some(true) => "True",
+            Some(false) => "False",
+            None => "None",
+        };
         format!(
-            "Route(provider='{}', attempts=[{}])",
+            "Route(id={}, valid={valid}, provider='{}', attempts=[{}])",
+            self.id,
             self.provider,
             attempts.join(", ")
         )

@@ -189,6 +189,21 @@ impl PyRouter {
         ChatRequest::from_json(text.into_bytes())
             .map_err(|e| errors::request_error(py, &e, &self.secrets))
     }
+
+    /// The request on behalf of `tenant` (the validity classifier keeps tenants apart).
+    fn for_tenant(
+        &self,
+        py: Python<'_>,
+        request: ChatRequest,
+        tenant: Option<&str>,
+    ) -> PyResult<ChatRequest> {
+        match tenant {
+            None => Ok(request),
+            Some(t) => request
+                .with_tenant(t)
+                .map_err(|e| errors::request_error(py, &e, &self.secrets)),
+        }
+    }
 }
 
 impl Drop for PyRouter {
@@ -224,6 +239,7 @@ impl PyRouter {
         connect_timeout_ms = None,
         proxy = None,
         trust_env = None,
+        validity = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -245,6 +261,7 @@ impl PyRouter {
         connect_timeout_ms: Option<u64>,
         proxy: Option<&Bound<'_, PyAny>>,
         trust_env: Option<&Bound<'_, PyAny>>,
+        validity: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let config = PyDict::new(py);
         config.set_item("providers", providers)?;
@@ -262,6 +279,7 @@ impl PyRouter {
             ("latency_half_life_ms", latency_half_life_ms),
             ("proxy", proxy),
             ("trust_env", trust_env),
+            ("validity", validity),
         ] {
             if let Some(value) = value
                 && !value.is_none()
@@ -314,15 +332,38 @@ impl PyRouter {
         })
     }
 
+    /// Reports the caller's own validation of an answer to the validity classifier: `response`
+    /// is a `ChatCompletion` or finished stream of this router (anything with a `route`), its
+    /// `Route`, or the route's `id`. `False` when the router no longer remembers it.
+    fn report(&self, py: Python<'_>, response: &Bound<'_, PyAny>, valid: bool) -> PyResult<bool> {
+        let route = match response.getattr("route") {
+            Ok(route) if !route.is_none() => route,
+            _ => response.clone(),
+        };
+        let id = if let Ok(route) = route.cast::<Route>() {
+            route.get().id()
+        } else if let Ok(id) = route.extract::<u64>() {
+            id
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "report() takes a response of this router, its route or its route id, got {}",
+                response.get_type().name()?
+            )));
+        };
+        let router = self.router(py)?;
+        Ok(router.report(f3dx_router_core::RequestId(id), valid))
+    }
+
     /// Routes one chat completion, blocking with the GIL released.
-    #[pyo3(signature = (request, *, stream = None))]
+    #[pyo3(signature = (request, *, stream = None, tenant = None))]
     fn chat_completions<'py>(
         &self,
         py: Python<'py>,
         request: &Bound<'py, PyAny>,
         stream: Option<bool>,
+        tenant: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let request = self.parse(py, request, stream)?;
+        let request = self.for_tenant(py, self.parse(py, request, stream)?, tenant)?;
         let (router, net) = self.sync_router(py)?;
         if request.stream() {
             let (chunks, home) = blocking::start_stream(py, router, net.as_deref(), request)?;
@@ -336,14 +377,15 @@ impl PyRouter {
     }
 
     /// Routes one chat completion; returns an awaitable (no thread per call).
-    #[pyo3(signature = (request, *, stream = None))]
+    #[pyo3(signature = (request, *, stream = None, tenant = None))]
     fn achat_completions<'py>(
         &self,
         py: Python<'py>,
         request: &Bound<'py, PyAny>,
         stream: Option<bool>,
+        tenant: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let request = self.parse(py, request, stream)?;
+        let request = self.for_tenant(py, self.parse(py, request, stream)?, tenant)?;
         let router = self.router(py)?;
         let secrets = self.secrets.clone();
         let on_loop = |io: Option<&LoopIo>| match (io, self.loop_tls(&router)) {

@@ -273,6 +273,12 @@ impl Router {
         self.host.stats()
     }
 
+    /// Reports the caller's own validation of the answer `route_id` names ([`Routed::id`]) to
+    /// the validity classifier; `false` when the router no longer remembers that request.
+    pub fn report(&self, route_id: RequestId, valid: bool) -> bool {
+        self.host.report(route_id, valid)
+    }
+
     /// Requests and attempts the host holds. For tests.
     #[doc(hidden)]
     pub fn open_tasks(&self) -> usize {

@@ -96,6 +96,10 @@ impl Driver for Blocking {
         self.0.stats()
     }
 
+    fn report(&self, route_id: f3dx_router_core::RequestId, valid: bool) -> bool {
+        self.0.report(route_id, valid)
+    }
+
     fn open_tasks(&self) -> usize {
         self.0.open_tasks()
     }

@@ -293,6 +293,15 @@ impl Router {
         self.host.submit(request, stream, transport)
     }
 
+    /// Reports the caller's own validation of a completed request's answer (`route_id` is its
+    /// [`Routed::id`]) to the validity classifier: an invalid report counts against the
+    /// provider that served it for that request's tenant and model. `false` when the router no
+    /// longer remembers the id (unknown, failed, or older than `validity.feedback_ids`
+    /// completions): the report is ignored.
+    pub fn report(&self, route_id: f3dx_router_core::RequestId, valid: bool) -> bool {
+        self.host.report(route_id, valid)
+    }
+
     /// The configured provider names, in preference order.
     pub fn provider_names(&self) -> &[String] {
         &self.providers

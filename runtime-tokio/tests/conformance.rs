@@ -73,6 +73,10 @@ impl Driver for Tokio {
     fn open_tasks(&self) -> usize {
         self.0.open_tasks()
     }
+
+    fn report(&self, route_id: f3dx_router_core::RequestId, valid: bool) -> bool {
+        self.0.report(route_id, valid)
+    }
 }
 
 f3dx_router_testkit::conformance_suite!(Tokio);

@@ -7,4 +7,5 @@ pub mod proxy;
 pub mod rules;
 pub mod server;
 pub mod sim;
+pub mod sim_validity;
 pub mod spec;

@@ -4,9 +4,11 @@
 //! Anthropic provider needs a translation both ways:
 //!
 //! - [`encode_request`] turns an OpenAI chat request into a Messages body. Anything Anthropic cannot
-//!   express (`n > 1`, logprobs, penalties, a seed, JSON mode, audio, ...) is an [`EncodeError`]
+//!   express (`n > 1`, logprobs, penalties, a seed, audio, ...) is an [`EncodeError`]
 //!   naming the field, never silently dropped: a caller who asked for it would otherwise get an
 //!   answer that quietly ignores it. Fields the codec does not know are rejected for the same reason.
+//!   `response_format` `json_object` / `json_schema` is not sent: the machine validates the answer
+//!   against it, whichever provider served it.
 //! - [`decode_response`] turns a non-streamed Messages response into a `chat.completion`.
 //! - [`StreamTranslator`] turns Messages stream events into `chat.completion.chunk`s.
 //!
@@ -203,7 +205,9 @@ fn check_top_level_field(key: &str, value: &Value) -> Result<(), EncodeError> {
         },
         "top_logprobs" => unsupported("Anthropic does not return log probabilities"),
         "response_format" => match value.get("type").and_then(Value::as_str) {
-            Some("text") => Ok(()),
+            // Structured output is enforced by the machine's validation of the answer
+            // (`crate::validity`), so it is not lost on the way to Anthropic.
+            Some("text" | "json_object" | "json_schema") => Ok(()),
             Some(other) => Err(enc_err(
                 key,
                 format!(
@@ -2061,11 +2065,6 @@ mod tests {
             ("n", json!(2)),
             ("logprobs", json!(true)),
             ("top_logprobs", json!(3)),
-            ("response_format", json!({ "type": "json_object" })),
-            (
-                "response_format",
-                json!({ "type": "json_schema", "json_schema": { "name": "x", "schema": {} } }),
-            ),
             ("audio", json!({ "voice": "alloy", "format": "wav" })),
             ("modalities", json!(["text", "audio"])),
             ("prediction", json!({ "type": "content", "content": "x" })),
@@ -2082,6 +2081,11 @@ mod tests {
             assert_eq!(err.field, field);
             assert!(!err.reason.is_empty());
         }
+        // Structured output is the machine's to validate: accepted, not sent.
+        let out = encode_ok(with(json!({
+            "response_format": { "type": "json_schema", "json_schema": { "name": "x", "schema": {} } }
+        })));
+        assert!(out.get("response_format").is_none());
         let err = encode(with(json!({ "seed": 1 }))).unwrap_err();
         assert!(
             err.to_string().contains("`seed`") && err.reason.contains("seed"),

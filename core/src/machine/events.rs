@@ -28,6 +28,11 @@ pub enum Input {
     },
     /// The caller gave up on a request.
     Cancel { id: RequestId },
+    /// The caller's own validation of a completed request's answer (pydantic, an evaluator):
+    /// recorded in the validity classifier by the time the answer came. An id the machine no
+    /// longer remembers is ignored and counted ([`crate::MachineStats::ignored_feedback`]);
+    /// [`crate::RouterMachine::feedback`] says which happened.
+    Feedback { id: RequestId, valid: bool },
 }
 
 /// Something the driver must do, from [`RouterMachine::poll_action`].

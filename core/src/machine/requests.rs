@@ -12,6 +12,8 @@ struct Eligible {
     probes: SmallVec<[bool; 8]>,
     /// The earliest a cooling-down or out-of-budget untried provider can take it.
     wake: Option<Time>,
+    /// The one candidate is the validity recovery probe of the request's tenant and model.
+    validity_probe: bool,
 }
 
 impl RouterMachine {
@@ -27,6 +29,16 @@ impl RouterMachine {
         let allowed = match self.hedge_delay {
             HedgeDelay::Immediate => self.hedge_k,
             _ => 1,
+        };
+        let expect = match self.expectation_of(&request) {
+            Ok(expect) => expect,
+            Err(error) => {
+                self.actions.push_back(Action::Complete {
+                    id,
+                    outcome: Err(error),
+                });
+                return Ok(());
+            }
         };
         let tokens = if self.counts_tokens {
             request.estimated_tokens()
@@ -45,6 +57,8 @@ impl RouterMachine {
             committed: None,
             hard_failing: false,
             timers: OwnTimers::new(),
+            expect,
+            validity_probe: None,
         };
         if let Some(at) = state.deadline_at {
             self.timers.arm(&mut state.timers, at, Timer::Deadline(id));
@@ -86,6 +100,7 @@ impl RouterMachine {
             candidates: Candidates::new(),
             probes: SmallVec::new(),
             wake: None,
+            validity_probe: false,
         };
         let mut longest_open: Option<(Time, ProviderId)> = None;
         for (i, provider) in self.state.iter().enumerate() {
@@ -106,6 +121,7 @@ impl RouterMachine {
                 }
             }
         }
+        e.validity_probe = self.skip_invalid(now, state, &mut e.candidates, &mut e.probes);
         if e.candidates.is_empty()
             && e.wake.is_none()
             && let Some((_, p)) = longest_open
@@ -146,6 +162,13 @@ impl RouterMachine {
                 .iter()
                 .position(|&p| p == provider)
                 .is_some_and(|i| eligible.probes[i]);
+            if eligible.validity_probe {
+                self.classifier
+                    .probe_sent(now, state.request.class_key(), provider);
+                if let Some(state) = self.requests.get_mut(&id) {
+                    state.validity_probe = Some(provider);
+                }
+            }
             self.start_attempt(now, id, provider, probe);
         }
         let Some(state) = self.requests.get(&id) else {
@@ -337,6 +360,10 @@ impl RouterMachine {
         }
         let state = self.requests.remove(&id).expect("present above");
         self.timers.forget_all(&state.timers);
+        if let Ok(routed) = &mut outcome {
+            routed.id = id;
+            self.served(now, &state, routed);
+        }
         let records = state.records;
         match &mut outcome {
             Ok(routed) => routed.attempts = records,

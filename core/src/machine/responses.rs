@@ -45,6 +45,7 @@ impl RouterMachine {
                         decoder,
                         held: Vec::new(),
                         held_bytes: 0,
+                        assembly: self.assembly_for(request_id),
                     }))
                 } else {
                     Phase::Body { status, created }
@@ -173,6 +174,17 @@ impl RouterMachine {
                 match provider.decode_response(body, created) {
                     Ok(crate::codec::Decoded { body, total_tokens }) => {
                         let request = a.request;
+                        let valid = match self.check_answer(request, &body) {
+                            Some(Err(invalid)) if self.fails_over_invalid() => {
+                                self.fail_invalid(now, attempt, status, invalid);
+                                return;
+                            }
+                            checked => checked.map(|c| c.is_ok()),
+                        };
+                        let Some(a) = self.attempts.get(&attempt) else {
+                            return;
+                        };
+                        let provider = &self.providers[a.provider.0];
                         let state = &mut self.state[a.provider.0];
                         if state.counts_tokens
                             && let Some(used) = total_tokens
@@ -182,6 +194,8 @@ impl RouterMachine {
                         let (provider_id, provider_name) = (a.provider, provider.name.clone());
                         self.end_attempt(now, attempt, AttemptOutcome::Success { status }, false);
                         let routed = Routed {
+                            id: request,
+                            valid,
                             provider: provider_id,
                             provider_name,
                             body,

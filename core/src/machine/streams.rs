@@ -76,6 +76,9 @@ impl RouterMachine {
         let Phase::Stream(stream) = &mut a.phase else {
             return;
         };
+        if let Some(assembly) = &mut stream.assembly {
+            assembly.push(&json);
+        }
         let request = a.request;
         if self.requests.get(&request).and_then(|s| s.committed) == Some(attempt) {
             self.actions.push_back(Action::Deliver {
@@ -160,16 +163,21 @@ impl RouterMachine {
                     .push_back(Action::Deliver { id: request, chunk });
             }
         }
-        let Some(a) = self.attempts.get(&attempt) else {
+        let Some(a) = self.attempts.get_mut(&attempt) else {
             return;
         };
-        let Phase::Stream(stream) = &a.phase else {
+        let Phase::Stream(stream) = &mut a.phase else {
             return;
         };
         let (request, status, provider) = (a.request, stream.status, a.provider);
+        // Too late to fail over (it was delivered): checked, marked and counted.
+        let assembly = stream.assembly.take();
+        let valid = self.check_stream(request, assembly.as_deref());
         // The terminator may arrive before the connection's end: drop the connection.
         self.end_attempt(now, attempt, AttemptOutcome::Success { status }, true);
         let routed = Routed {
+            id: request,
+            valid,
             provider,
             provider_name: self.providers[provider.0].name.clone(),
             body: Bytes::new(),

@@ -698,3 +698,4 @@ fn max_attempts_counts_attempts_sent_not_providers_the_codec_refused() {
 
 mod learning;
 mod reasoning;
+mod validity;

@@ -5,13 +5,14 @@
 use std::collections::BTreeSet;
 
 /// Every topic file's source: its scenarios are its `pub async fn name<D: Driver>`.
-const TOPICS: [&str; 6] = [
+const TOPICS: [&str; 7] = [
     include_str!("failure_model.rs"),
     include_str!("hedging.rs"),
     include_str!("learning.rs"),
     include_str!("limits.rs"),
     include_str!("streaming.rs"),
     include_str!("translation.rs"),
+    include_str!("validity.rs"),
 ];
 
 fn written() -> BTreeSet<String> {

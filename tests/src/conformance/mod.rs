@@ -18,6 +18,7 @@
 //! Scenarios are grouped by topic: [`failure_model`], [`hedging`], [`limits`] (Retry-After,
 //! deadlines, concurrency, cancellation, secrets, TLS), [`translation`], [`streaming`] and
 //! [`learning`] (weighted shares, budgets, the breaker).
+//! [`validity`] (schemas, `on_invalid`, reports).
 
 pub mod failure_model;
 pub mod hedging;
@@ -25,6 +26,7 @@ pub mod learning;
 pub mod limits;
 pub mod streaming;
 pub mod translation;
+pub mod validity;
 
 #[cfg(test)]
 mod listed;
@@ -35,6 +37,7 @@ pub use learning::*;
 pub use limits::*;
 pub use streaming::*;
 pub use translation::*;
+pub use validity::*;
 
 use crate::server::{MockServer, Outcome, Recorded};
 use crate::spec::OpenAiSpec;
@@ -78,6 +81,9 @@ pub trait Driver: fmt::Debug + Send + Sync + Sized + 'static {
 
     /// The driver's `stats()`: what its machine knows about each provider, in config order.
     fn stats(&self) -> Vec<ProviderStats>;
+    /// Reports the caller's own validation of the answer of the request `route_id` names
+    /// ([`Routed::id`]); `false` when the router does not know it.
+    fn report(&self, route_id: f3dx_router_core::RequestId, valid: bool) -> bool;
 
     /// Attempt tasks (or threads, or futures) the driver still holds; 0 if it keeps none apart
     /// from the machine's attempts.
@@ -211,6 +217,9 @@ macro_rules! conformance_suite {
             long_stream_passes_a_small_max_response_bytes,
             one_stream_event_over_max_response_bytes_is_refused,
             anthropic_extended_thinking_both_ways,
+            invalid_answer_fails_over,
+            invalid_answer_is_returned_marked,
+            reports_flip_a_key,
         );
     };
     (@scenarios $driver:ty; $($name:ident),* $(,)?) => {
