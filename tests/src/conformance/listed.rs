@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 
 /// Every topic file's source: its scenarios are its `pub async fn name<D: Driver>`.
-const TOPICS: [&str; 5] = [
+const TOPICS: [&str; 6] = [
     include_str!("failure_model.rs"),
+    include_str!("faults.rs"),
     include_str!("hedging.rs"),
     include_str!("limits.rs"),
     include_str!("streaming.rs"),

@@ -15,10 +15,12 @@
 //! f3dx_router_testkit::conformance_suite!(MyDriver);
 //! ```
 //!
-//! Scenarios are grouped by topic: [`failure_model`], [`hedging`], [`limits`] (Retry-After,
+//! Scenarios are grouped by topic: [`failure_model`], [`faults`] (stalls and the idle limit,
+//! odd and broken HTTP and TLS), [`hedging`], [`limits`] (Retry-After,
 //! deadlines, concurrency, cancellation, secrets, TLS), [`translation`] and [`streaming`].
 
 pub mod failure_model;
+pub mod faults;
 pub mod hedging;
 pub mod limits;
 pub mod streaming;
@@ -28,6 +30,7 @@ pub mod translation;
 mod listed;
 
 pub use failure_model::*;
+pub use faults::*;
 pub use hedging::*;
 pub use limits::*;
 pub use streaming::*;
@@ -196,6 +199,17 @@ macro_rules! conformance_suite {
             stream_cut_after_commit_is_interrupted,
             stream_error_after_commit_is_interrupted,
             hedged_stream_first_to_commit_wins,
+            idle_stall_after_head_fails_over,
+            idle_stall_mid_body_fails_over,
+            idle_stall_mid_stream_after_commit_is_interrupted,
+            a_byte_every_100_ms_is_not_idle,
+            close_delimited_body_is_read_to_the_close,
+            huge_response_header_fails_over,
+            garbage_status_line_fails_over,
+            truncated_chunked_body_fails_over,
+            tls_handshake_that_never_completes_fails_over,
+            tls_reset_during_the_handshake_fails_over,
+            informational_heads_before_the_answer_are_skipped,
         );
     };
     (@scenarios $driver:ty; $($name:ident),* $(,)?) => {

@@ -36,11 +36,13 @@
 mod body;
 mod conn;
 mod control;
+pub mod raw;
 mod record;
 mod script;
 mod shapes;
 mod tls;
 
+pub use raw::{RawOp, RawSeen, RawServer};
 pub use record::{Outcome, Recorded};
 pub use script::{Step, StreamStep};
 pub use shapes::{ANTHROPIC_DEFAULT_STREAM, Shape, fixtures_dir, reply_text, split_events};
