@@ -285,3 +285,42 @@ pub async fn informational_heads_before_the_answer_are_skipped<D: Driver>() {
     assert_eq!(raw.seen().len(), 1);
     settled(&d).await;
 }
+
+/// A server that sends `GOAWAY` mid-stream (a graceful shutdown, as a provider's server being
+/// redeployed does) over HTTP/2 (over HTTP/1.1, the driver that does not speak it: a close once
+/// the response is done): the stream in flight finishes whole, and the next request goes on a
+/// new connection.
+pub async fn goaway_mid_stream_finishes_the_stream<D: Driver>() {
+    let server = MockServer::start().await;
+    let events: Vec<String> = split_events(recorded_stream())
+        .iter()
+        .map(|e| String::from_utf8_lossy(e).into_owned())
+        .collect();
+    let count = events.len();
+    let pieces = StreamStep::events(events)
+        .goaway_after(3)
+        .chunk_gap(Duration::from_millis(10));
+    server.script("a", vec![Step::streaming(pieces)]);
+    let cfg = config(json!({"providers": [openai("a", server.https_base_url("a"))]}));
+    let d = D::build(cfg, Some(&server.ca_pem()));
+    let result = d.stream(stream_request("goaway"), None).await;
+    let routed = result.ended().as_ref().expect("the stream finished");
+    assert_eq!(outcomes(&routed.attempts), vec![success("a")]);
+    // Every data line but `[DONE]` is a chunk the caller gets.
+    assert_eq!(result.json().len(), count - 1);
+    assert_outcome(&server, "a", 0, crate::server::Outcome::Completed).await;
+    let next = d.call(request("after goaway")).await.expect("served by a");
+    assert_eq!(outcomes(&next.attempts), vec![success("a")]);
+    let versions: Vec<String> = server
+        .received("a")
+        .iter()
+        .map(|r| r.version.clone())
+        .collect();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert_eq!(
+        server.connection_count(),
+        2,
+        "the connection that went away is not used again ({versions:?})"
+    );
+    settled(&d).await;
+}

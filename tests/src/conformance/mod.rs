@@ -210,6 +210,7 @@ macro_rules! conformance_suite {
             tls_handshake_that_never_completes_fails_over,
             tls_reset_during_the_handshake_fails_over,
             informational_heads_before_the_answer_are_skipped,
+            goaway_mid_stream_finishes_the_stream,
         );
     };
     (@scenarios $driver:ty; $($name:ident),* $(,)?) => {
