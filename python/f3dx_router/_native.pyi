@@ -101,8 +101,8 @@ class Router:
 
     ``providers`` is a list of dicts with the keys of the JSON config: ``name``, ``kind``
     (``"openai"``, ``"anthropic"``, ``"mock"``), ``base_url``, ``api_key`` or ``api_key_env``,
-    ``model``, ``model_map``, ``timeout_ms``, ``weight``, ``headers``, ``anthropic_version``,
-    ``default_max_tokens``, ``mock``. Every invalid value raises ``RouterConfigError`` naming the
+    ``model``, ``model_map``, ``timeout_ms``, ``idle_timeout_ms``, ``weight``, ``headers``,
+    ``anthropic_version``, ``default_max_tokens``, ``mock``. Every invalid value raises ``RouterConfigError`` naming the
     field (``providers[1].base_url``). ``seed`` seeds everything random (hedge order, mocks);
     ``root_certificates`` adds trusted CA certificates (PEM) to the built-in web roots.
     ``proxy`` (an ``http://`` URL, credentials allowed) sends every provider through that proxy;
@@ -119,6 +119,7 @@ class Router:
         hedge_delay_ms: int | None = None,
         deadline_ms: int | None = None,
         ttft_ms: int | None = None,
+        idle_timeout_ms: int | None = None,
         max_attempts: int | None = None,
         max_response_bytes: int | None = None,
         retry_after_cap_ms: int | None = None,

@@ -16,10 +16,10 @@ class Router(_native.Router):
     ``Router(providers=[...], policy="hedged", hedge_k=2, ...)``: ``providers`` is a list of dicts
     with the keys of the JSON config (``name``, ``kind`` = ``"openai"`` / ``"anthropic"`` /
     ``"mock"``, ``base_url``, ``api_key`` or ``api_key_env``, ``model``, ``model_map``,
-    ``timeout_ms``, ``weight``, ``headers``, ``anthropic_version``, ``default_max_tokens``,
-    ``mock``); the keyword arguments are the router's fields (``policy``, ``hedge_k``,
-    ``hedge_delay_ms``, ``deadline_ms``, ``ttft_ms``, ``max_attempts``, ``max_response_bytes``,
-    ``retry_after_cap_ms``), plus ``seed``, ``root_certificates`` (PEM) and
+    ``timeout_ms``, ``idle_timeout_ms``, ``weight``, ``headers``, ``anthropic_version``,
+    ``default_max_tokens``, ``mock``); the keyword arguments are the router's fields (``policy``,
+    ``hedge_k``, ``hedge_delay_ms``, ``deadline_ms``, ``ttft_ms``, ``idle_timeout_ms``,
+    ``max_attempts``, ``max_response_bytes``, ``retry_after_cap_ms``), plus ``seed``, ``root_certificates`` (PEM) and
     ``connect_timeout_ms``. An invalid value raises ``RouterConfigError`` naming the field.
 
     - ``chat_completions(request)`` blocks with the GIL released and returns a
