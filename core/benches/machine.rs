@@ -31,6 +31,10 @@ const TINY_BODY: &[u8] = br#"{"choices":[{"message":{}}]}"#;
 const OPENAI_1K: &[u8] =
     include_bytes!("../../tests/fixtures/openai/responses/chat_parallel_tool_calls.json");
 const REQUEST: &str = r#"{"model":"gpt-4o","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"What is the weather in Edinburgh and the AAPL price?"}]}"#;
+/// A recorded OpenAI stream: 34 events, 8.7 KB, each fed as its own body piece.
+const OPENAI_STREAM: &str =
+    include_str!("../../tests/fixtures/openai/streams/chat_text_stop_with_usage.sse");
+const STREAM_REQUEST: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}"#;
 
 #[derive(Debug, Clone, Copy)]
 enum Scenario {
@@ -46,16 +50,20 @@ enum Scenario {
     Weighted,
     /// Power of two choices over latency, one Send, 200 with the tiny body.
     Fastest,
+    /// Sequential, a streamed answer: the recorded OpenAI stream, one body piece per event (what
+    /// a per-chunk cost, such as the idle timer's progress, shows up in).
+    Stream34,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 6] = [
+    const ALL: [Scenario; 7] = [
         Scenario::Sequential,
         Scenario::Hedged,
         Scenario::Sequential1k,
         Scenario::Failover429,
         Scenario::Weighted,
         Scenario::Fastest,
+        Scenario::Stream34,
     ];
 
     fn name(self) -> &'static str {
@@ -66,6 +74,7 @@ impl Scenario {
             Scenario::Failover429 => "failover_429_then_200",
             Scenario::Weighted => "weighted",
             Scenario::Fastest => "fastest",
+            Scenario::Stream34 => "stream_34_events",
         }
     }
 }
@@ -98,6 +107,8 @@ struct Bench {
     m: RouterMachine,
     request: ChatRequest,
     body: Bytes,
+    /// The stream's events, for `Stream34`.
+    events: Vec<Bytes>,
     now: u64,
     next_id: u64,
     /// Attempts sent by the last drain (capacity kept across iterations).
@@ -113,8 +124,16 @@ impl Bench {
         Bench {
             scenario,
             m: RouterMachine::new(config(scenario), 7).expect("machine"),
-            request: ChatRequest::from_json(REQUEST).expect("bench request is valid"),
+            request: ChatRequest::from_json(match scenario {
+                Scenario::Stream34 => STREAM_REQUEST,
+                _ => REQUEST,
+            })
+            .expect("bench request is valid"),
             body,
+            events: OPENAI_STREAM
+                .split_inclusive("\n\n")
+                .map(|e| Bytes::from_static(e.as_bytes()))
+                .collect(),
             now: 0,
             next_id: 0,
             sends: Vec::with_capacity(4),
@@ -167,10 +186,20 @@ impl Bench {
             attempt = self.sends[0];
         }
         self.answer(attempt, 200);
-        let chunk = self.body.clone();
-        self.input(Input::ResponseBody { attempt, chunk });
+        let mut ok = false;
+        if let Scenario::Stream34 = self.scenario {
+            // Each event is drained as a driver would (its chunk delivered) before the next.
+            for i in 0..self.events.len() {
+                let chunk = self.events[i].clone();
+                self.input(Input::ResponseBody { attempt, chunk });
+                ok |= self.drain();
+            }
+        } else {
+            let chunk = self.body.clone();
+            self.input(Input::ResponseBody { attempt, chunk });
+        }
         self.input(Input::ResponseEnd { attempt });
-        let ok = self.drain();
+        ok |= self.drain();
         assert!(
             ok && self.m.attempts_in_flight() == 0,
             "request did not complete"

@@ -79,6 +79,9 @@ pub struct ProviderConfig {
     /// Per-attempt timeout; its expiry is a soft failure of that attempt.
     #[serde(default)]
     pub timeout_ms: Option<i64>,
+    /// This provider's longest gap with no bytes (wins over the router's `idle_timeout_ms`).
+    #[serde(default)]
+    pub idle_timeout_ms: Option<i64>,
     /// Share of traffic under `weighted` (default 1); 0 means only as a last resort.
     #[serde(default = "one")]
     pub weight: u32,
@@ -160,6 +163,11 @@ pub struct RouterConfig {
     /// Streams: an attempt that has not committed within this long is a soft failure.
     #[serde(default)]
     pub ttft_ms: Option<i64>,
+    /// The longest gap with no bytes from a provider (from the request to the response head,
+    /// between body bytes or stream events) before its attempt is given up: soft before a stream
+    /// commits, an interruption after. Default [`DEFAULT_IDLE_TIMEOUT`].
+    #[serde(default)]
+    pub idle_timeout_ms: Option<i64>,
     /// Cap on attempts per request (default: one per provider).
     #[serde(default)]
     pub max_attempts: Option<i64>,
@@ -236,6 +244,8 @@ impl ConfigError {
 
 /// Default cap on a provider's response body: 32 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
+/// Default idle limit: 600 s, the read timeout of the official OpenAI and Anthropic SDKs.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Default cap on a plausible `Retry-After`: the OpenAI SDK's 120 s.
 pub const DEFAULT_RETRY_AFTER_CAP: Duration = Duration::from_secs(120);
 
@@ -284,12 +294,14 @@ impl RouterConfig {
                 crate::provider::endpoint_uri(p.kind, &p.base_url)
                     .map_err(|message| ConfigError::invalid(at("base_url"), message))?;
             }
-            non_negative(p.timeout_ms, &at("timeout_ms"))?;
-            if p.timeout_ms == Some(0) {
-                return Err(ConfigError::invalid(
-                    at("timeout_ms"),
-                    "must be greater than 0",
-                ));
+            for (value, field) in [
+                (p.timeout_ms, "timeout_ms"),
+                (p.idle_timeout_ms, "idle_timeout_ms"),
+            ] {
+                non_negative(value, &at(field))?;
+                if value == Some(0) {
+                    return Err(ConfigError::invalid(at(field), "must be greater than 0"));
+                }
             }
             for (value, field) in [(p.rpm, "rpm"), (p.tpm, "tpm"), (p.burst, "burst")] {
                 if value.is_some_and(|v| v <= 0) {
@@ -379,6 +391,7 @@ impl RouterConfig {
             (self.latency_half_life_ms, "latency_half_life_ms"),
             (self.deadline_ms, "deadline_ms"),
             (self.ttft_ms, "ttft_ms"),
+            (self.idle_timeout_ms, "idle_timeout_ms"),
             (self.max_attempts, "max_attempts"),
             (self.max_response_bytes, "max_response_bytes"),
             (self.retry_after_cap_ms, "retry_after_cap_ms"),

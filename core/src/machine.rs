@@ -12,8 +12,10 @@
 //!   `now` that goes back is treated as the latest time seen (timers never fire early, nothing
 //!   panics).
 //! - **What changes `poll_timeout`.** Only `handle_*` calls: a request arms its deadline and hedge
-//!   timers, an attempt its timeout and first-token limit, a request waiting for a cooldown or a
-//!   budget a wake timer; completing a request or ending an attempt forgets its timers at once.
+//!   timers, an attempt its timeout, first-token and idle limits, a request waiting for a
+//!   cooldown or a budget a wake timer; completing a request or ending an attempt forgets its
+//!   timers at once. The idle timer is moved only when it fires (bytes that came since push it
+//!   on), so `poll_timeout` may name a time at which nothing visible happens.
 //!   [`RouterMachine::poll_timeout_reason`] says which timer is next.
 //! - **Late and unknown inputs.** Inputs for attempts the machine has ended (cancelled, timed
 //!   out, completed) and cancels for requests already complete are ignored, never a panic, and
@@ -26,8 +28,8 @@ use crate::body::BodyBuf;
 use crate::codec::StreamItem;
 use crate::config::ProviderKind;
 use crate::config::{
-    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRY_AFTER_CAP, HedgeDelaySetting, PolicyKind,
-    RouterConfig,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_RETRY_AFTER_CAP, HedgeDelaySetting,
+    PolicyKind, RouterConfig,
 };
 use crate::http_date::parse_http_date;
 use crate::id_map::IdMap;
@@ -138,6 +140,11 @@ struct AttemptState {
     phase: Phase,
     body: BodyBuf,
     received: usize,
+    /// When its provider last sent bytes (or, before any, when it was sent): the idle limit
+    /// runs from here.
+    last_byte: Time,
+    /// Its idle limit.
+    idle: Duration,
     timers: OwnTimers,
 }
 
@@ -170,6 +177,8 @@ pub struct RouterMachine {
     hedge_delay: HedgeDelay,
     deadline: Option<Duration>,
     first_token_limit: Option<Duration>,
+    /// The idle limit of providers that set none.
+    idle_timeout: Duration,
     max_attempts: usize,
     max_response_bytes: usize,
     retry_after_cap: Duration,
@@ -241,6 +250,7 @@ impl RouterMachine {
             hedge_delay,
             deadline: ms(config.deadline_ms),
             first_token_limit: ms(config.ttft_ms),
+            idle_timeout: ms(config.idle_timeout_ms).unwrap_or(DEFAULT_IDLE_TIMEOUT),
             max_attempts,
             max_response_bytes: config
                 .max_response_bytes
@@ -399,7 +409,7 @@ impl RouterMachine {
                 Timer::Deadline(id) | Timer::Hedge(id) | Timer::Wake(id) => {
                     self.requests.get_mut(&id).map(|s| &mut s.timers)
                 }
-                Timer::AttemptTimeout(a) | Timer::FirstToken(a) => {
+                Timer::AttemptTimeout(a) | Timer::FirstToken(a) | Timer::Idle(a) => {
                     self.attempts.get_mut(&a).map(|s| &mut s.timers)
                 }
             };
@@ -439,6 +449,7 @@ impl RouterMachine {
 }
 
 mod events;
+mod idle;
 mod requests;
 mod responses;
 mod streams;

@@ -22,6 +22,8 @@ pub struct Provider {
     pub(crate) name: Arc<str>,
     pub(crate) kind: ProviderKind,
     pub(crate) timeout: Option<Duration>,
+    /// Its own idle limit, if set (else the router's).
+    pub(crate) idle_timeout: Option<Duration>,
     uri: Uri,
     headers: HeaderMap,
     config: ProviderConfig,
@@ -84,6 +86,9 @@ impl Provider {
             name: config.name.as_str().into(),
             kind: config.kind,
             timeout: config.timeout_ms.map(|ms| Duration::from_millis(ms as u64)),
+            idle_timeout: config
+                .idle_timeout_ms
+                .map(|ms| Duration::from_millis(ms as u64)),
             uri,
             headers,
             config,

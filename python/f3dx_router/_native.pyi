@@ -114,7 +114,7 @@ class Router:
 
     ``providers`` is a list of dicts with the keys of the JSON config: ``name``, ``kind``
     (``"openai"``, ``"anthropic"``, ``"mock"``), ``base_url``, ``api_key`` or ``api_key_env``,
-    ``model``, ``model_map``, ``timeout_ms``, ``weight`` (``policy="weighted"``'s share, default
+    ``model``, ``model_map``, ``timeout_ms``, ``idle_timeout_ms``, ``weight`` (``policy="weighted"``'s share, default
     1; 0 only as a last resort), ``rpm``, ``tpm``, ``burst`` (a budget per minute),
     ``headers``, ``anthropic_version``, ``default_max_tokens``, ``mock``. Every invalid value
     raises ``RouterConfigError`` naming the field (``providers[1].base_url``), never echoing it.
@@ -138,6 +138,7 @@ class Router:
         hedge_delay_ms: int | Literal["auto"] | HedgeQuantile | None = None,
         deadline_ms: int | None = None,
         ttft_ms: int | None = None,
+        idle_timeout_ms: int | None = None,
         max_attempts: int | None = None,
         max_response_bytes: int | None = None,
         retry_after_cap_ms: int | None = None,

@@ -16,11 +16,11 @@ class Router(_native.Router):
     ``Router(providers=[...], policy="hedged", hedge_k=2, ...)``: ``providers`` is a list of dicts
     with the keys of the JSON config (``name``, ``kind`` = ``"openai"`` / ``"anthropic"`` /
     ``"mock"``, ``base_url``, ``api_key`` or ``api_key_env``, ``model``, ``model_map``,
-    ``timeout_ms``, ``weight``, ``rpm``, ``tpm``, ``burst``, ``headers``, ``anthropic_version``,
+    ``timeout_ms``, ``idle_timeout_ms``, ``weight``, ``rpm``, ``tpm``, ``burst``, ``headers``, ``anthropic_version``,
     ``default_max_tokens``, ``mock``); the keyword arguments are the router's fields (``policy``
     = ``"sequential"`` / ``"hedged"`` / ``"weighted"`` / ``"fastest"``, ``hedge_k``,
     ``hedge_delay_ms`` (milliseconds, ``"auto"`` or ``{"quantile": q}``), ``deadline_ms``,
-    ``ttft_ms``, ``max_attempts``, ``max_response_bytes``, ``retry_after_cap_ms``, ``health``,
+    ``ttft_ms``, ``idle_timeout_ms``, ``max_attempts``, ``max_response_bytes``, ``retry_after_cap_ms``, ``health``,
     ``throttle``, ``latency_half_life_ms``, ``proxy``, ``trust_env``), plus ``seed``,
     ``root_certificates`` (PEM) and ``connect_timeout_ms``. An invalid value raises
     ``RouterConfigError`` naming the field.

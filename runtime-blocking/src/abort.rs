@@ -37,23 +37,42 @@ impl AbortSlot {
 
     /// Shuts down the connection the attempt is using, and any it picks up later.
     pub(crate) fn abort(&self) {
-        self.aborted.store(true, Ordering::Release);
-        let handles = std::mem::take(&mut *self.lock());
+        // Under the lock, so a handle held or adopted meanwhile either lands before the take or
+        // sees `aborted` and shuts itself down.
+        let handles = {
+            let mut held = self.lock();
+            self.aborted.store(true, Ordering::Release);
+            std::mem::take(&mut *held)
+        };
         for handle in handles.iter().filter_map(Weak::upgrade) {
             handle.shutdown();
         }
     }
 
+    /// One more handle of the connection this slot's attempt is opening.
+    fn hold(&self, handle: Weak<dyn ShutdownHandle>) {
+        let mut held = self.lock();
+        if self.aborted.load(Ordering::Acquire) {
+            drop(held);
+            if let Some(h) = handle.upgrade() {
+                h.shutdown();
+            }
+            return;
+        }
+        held.push(handle);
+    }
+
     /// A connection is used by this slot's attempt: an abort must reach it.
     fn adopt(&self, handles: &[Weak<dyn ShutdownHandle>]) {
+        let mut held = self.lock();
         if self.aborted.load(Ordering::Acquire) {
+            drop(held);
             handles
                 .iter()
                 .filter_map(Weak::upgrade)
                 .for_each(|h| h.shutdown());
             return;
         }
-        let mut held = self.lock();
         held.clear();
         held.extend(handles.iter().cloned());
     }
@@ -90,6 +109,13 @@ impl Connector<()> for Tracking {
             current_time: details.current_time.clone(),
             run_connector: details.run_connector.clone(),
             register_shutdown: Arc::new(move |handle: Weak<dyn ShutdownHandle>| {
+                // The attempt making this connection can shut it down at once: a cancel during
+                // the TLS handshake (or a proxy's CONNECT) must not wait for the first request.
+                CURRENT.with(|c| {
+                    if let Some(slot) = c.borrow().as_ref() {
+                        slot.hold(handle.clone());
+                    }
+                });
                 keep.lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(handle.clone());

@@ -259,6 +259,9 @@ impl RouterMachine {
         state.sent += 1;
         let tokens = state.tokens;
         let mut timers = OwnTimers::new();
+        let idle = p.idle_timeout.unwrap_or(self.idle_timeout);
+        self.timers
+            .arm(&mut timers, now + idle, Timer::Idle(attempt));
         if let Some(timeout) = p.timeout {
             self.timers
                 .arm(&mut timers, now + timeout, Timer::AttemptTimeout(attempt));
@@ -284,6 +287,8 @@ impl RouterMachine {
                 phase: Phase::Head,
                 body: BodyBuf::default(),
                 received: 0,
+                last_byte: now,
+                idle,
                 timers,
             },
         );
@@ -404,28 +409,35 @@ impl RouterMachine {
                 }
             }
             Timer::Wake(id) => self.fill(now, id),
-            Timer::AttemptTimeout(attempt) => self.timed_out(now, attempt),
+            Timer::AttemptTimeout(attempt) => self.timed_out(now, attempt, || {
+                "per-attempt timeout expired mid-stream".to_owned()
+            }),
+            Timer::Idle(attempt) => self.idle_timer(now, attempt),
             Timer::FirstToken(attempt) => {
                 if !self.is_committed(attempt) {
-                    self.timed_out(now, attempt);
+                    self.timed_out(now, attempt, String::new);
                 }
             }
         }
     }
 
-    /// The per-attempt timer fired: soft, unless the attempt is a committed stream (then the
-    /// stream is broken) or a hard failure reading its body (then it ends with what it has).
-    fn timed_out(&mut self, now: Time, attempt: AttemptId) {
+    /// A per-attempt limit ran out: soft, unless the attempt is a committed stream (then the
+    /// stream is broken, for the reason `mid_stream` gives) or a hard failure reading its body
+    /// (then it ends with what it has).
+    pub(super) fn timed_out(
+        &mut self,
+        now: Time,
+        attempt: AttemptId,
+        mid_stream: impl FnOnce() -> String,
+    ) {
         let Some(a) = self.attempts.get(&attempt) else {
             return;
         };
         match &a.phase {
             Phase::HardBody { .. } => self.finish_hard_failure(now, attempt),
-            Phase::Stream(_) if self.is_committed(attempt) => self.interrupt_stream(
-                now,
-                attempt,
-                "per-attempt timeout expired mid-stream".to_owned(),
-            ),
+            Phase::Stream(_) if self.is_committed(attempt) => {
+                self.interrupt_stream(now, attempt, mid_stream())
+            }
             _ => self.soft_fail(now, attempt, AttemptOutcome::TimedOut, true),
         }
     }

@@ -24,6 +24,7 @@ impl RouterMachine {
         self.state[provider.0].first_byte(latency);
         if let Some(a) = self.attempts.get_mut(&attempt) {
             a.first_byte = Some(latency);
+            a.last_byte = now;
         }
         self.learn_limits(now, provider, headers);
         match status {
@@ -127,6 +128,7 @@ impl RouterMachine {
         let Some(a) = self.attempts.get_mut(&attempt) else {
             return;
         };
+        a.last_byte = now;
         a.received = a.received.saturating_add(chunk.len());
         let over = a.received > limit;
         match &mut a.phase {

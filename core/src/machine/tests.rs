@@ -696,6 +696,7 @@ fn max_attempts_counts_attempts_sent_not_providers_the_codec_refused() {
     assert_eq!(sends(&out).iter().map(|s| s.1).collect::<Vec<_>>(), [1]);
 }
 
+mod idle;
 mod learning;
 mod reasoning;
 mod validity;

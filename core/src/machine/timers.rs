@@ -26,10 +26,12 @@ pub enum Timer {
     AttemptTimeout(AttemptId),
     /// The streaming attempt's `ttft_ms` expires before it committed.
     FirstToken(AttemptId),
+    /// The attempt's `idle_timeout_ms` since its provider's last bytes may have run out.
+    Idle(AttemptId),
 }
 
 /// The timers one owner armed (a request has at most deadline, hedge and wake; an attempt its
-/// timeout and first-token limit), kept inline.
+/// timeout, first-token and idle limits), kept inline.
 pub(crate) type OwnTimers = SmallVec<[(Time, Timer); 3]>;
 
 /// Every armed timer, ordered by when it is due.

@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 
 /// Every topic file's source: its scenarios are its `pub async fn name<D: Driver>`.
-const TOPICS: [&str; 7] = [
+const TOPICS: [&str; 8] = [
     include_str!("failure_model.rs"),
+    include_str!("faults.rs"),
     include_str!("hedging.rs"),
     include_str!("learning.rs"),
     include_str!("limits.rs"),

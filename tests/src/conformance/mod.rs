@@ -15,12 +15,13 @@
 //! f3dx_router_testkit::conformance_suite!(MyDriver);
 //! ```
 //!
-//! Scenarios are grouped by topic: [`failure_model`], [`hedging`], [`limits`] (Retry-After,
-//! deadlines, concurrency, cancellation, secrets, TLS), [`translation`], [`streaming`] and
-//! [`learning`] (weighted shares, budgets, the breaker).
-//! [`validity`] (schemas, `on_invalid`, reports).
+//! Scenarios are grouped by topic: [`failure_model`], [`faults`] (stalls and the idle limit,
+//! odd and broken HTTP and TLS), [`hedging`], [`limits`] (Retry-After, deadlines, concurrency,
+//! cancellation, secrets, TLS), [`translation`], [`streaming`], [`learning`] (weighted shares,
+//! budgets, the breaker) and [`validity`] (schemas, `on_invalid`, reports).
 
 pub mod failure_model;
+pub mod faults;
 pub mod hedging;
 pub mod learning;
 pub mod limits;
@@ -32,6 +33,7 @@ pub mod validity;
 mod listed;
 
 pub use failure_model::*;
+pub use faults::*;
 pub use hedging::*;
 pub use learning::*;
 pub use limits::*;
@@ -220,6 +222,18 @@ macro_rules! conformance_suite {
             invalid_answer_fails_over,
             invalid_answer_is_returned_marked,
             reports_flip_a_key,
+            idle_stall_after_head_fails_over,
+            idle_stall_mid_body_fails_over,
+            idle_stall_mid_stream_after_commit_is_interrupted,
+            a_byte_every_100_ms_is_not_idle,
+            close_delimited_body_is_read_to_the_close,
+            huge_response_header_fails_over,
+            garbage_status_line_fails_over,
+            truncated_chunked_body_fails_over,
+            tls_handshake_that_never_completes_fails_over,
+            tls_reset_during_the_handshake_fails_over,
+            informational_heads_before_the_answer_are_skipped,
+            goaway_mid_stream_finishes_the_stream,
         );
     };
     (@scenarios $driver:ty; $($name:ident),* $(,)?) => {

@@ -34,6 +34,8 @@ pub(crate) enum Op {
     WaitFlush,
     /// Close on purpose: the connection (HTTP/1.1, FIN) or the stream (HTTP/2, `RST_STREAM`).
     Close,
+    /// Ask the connection to shut down gracefully (HTTP/2: `GOAWAY`; streams in flight go on).
+    GoAway,
 }
 
 /// How long [`Op::WaitFlush`] waits at most. On HTTP/1.1 the flush comes right away; on HTTP/2
@@ -176,6 +178,7 @@ impl Body for MockBody {
                     script.flush_after = Some(script.last_data_mark);
                     script.sleep = Some(Box::pin(tokio::time::sleep(FLUSH_FALLBACK)));
                 }
+                Some(Op::GoAway) => script.ctl.go_away(),
                 Some(Op::Close) => {
                     script.closed = true;
                     this.guard.server_closed();

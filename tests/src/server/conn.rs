@@ -30,6 +30,7 @@ pub(crate) enum Kill {
 #[derive(Debug, Default)]
 pub(crate) struct ConnCtl {
     kill: Notify,
+    go_away: Notify,
     mode: AtomicU8,
     flushes: AtomicU64,
     flush_waker: AtomicWaker,
@@ -45,6 +46,17 @@ impl ConnCtl {
     /// Resolves once [`ConnCtl::kill`] was called.
     pub async fn killed(&self) {
         self.kill.notified().await;
+    }
+
+    /// Asks the connection task for a graceful shutdown (HTTP/2: `GOAWAY`, streams in flight
+    /// finish, new requests go to another connection).
+    pub fn go_away(&self) {
+        self.go_away.notify_one();
+    }
+
+    /// Resolves once [`ConnCtl::go_away`] was called.
+    pub async fn going_away(&self) {
+        self.go_away.notified().await;
     }
 
     fn reset_requested(&self) -> bool {

@@ -36,11 +36,13 @@
 mod body;
 mod conn;
 mod control;
+pub mod raw;
 mod record;
 mod script;
 mod shapes;
 mod tls;
 
+pub use raw::{RawOp, RawSeen, RawServer};
 pub use record::{Outcome, Recorded};
 pub use script::{Step, StreamStep};
 pub use shapes::{ANTHROPIC_DEFAULT_STREAM, Shape, fixtures_dir, reply_text, split_events};
@@ -518,8 +520,15 @@ async fn run_connection<I>(
         let ctl = ctl.clone();
         service_fn(move |req| handle(inner.clone(), ctl.clone(), req))
     };
-    let connection = inner.builder.serve_connection(io, service);
+    let mut connection = std::pin::pin!(inner.builder.serve_connection(io, service));
     // Dropping the connection future drops the socket: that is how a step closes it.
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = ctl.killed() => return,
+        _ = stop.wait_for(|s| *s) => return,
+        _ = ctl.going_away() => connection.as_mut().graceful_shutdown(),
+    }
+    // Going away: the streams in flight finish (or a step kills the connection).
     tokio::select! {
         _ = connection => {}
         _ = ctl.killed() => {}
@@ -739,6 +748,9 @@ async fn serve_provider(
                 ops.push_back(Op::Sleep(g));
             }
             ops.push_back(Op::Data(piece.clone()));
+            if s.goaway_after_events == Some(i + 1) {
+                ops.push_back(Op::GoAway);
+            }
         }
         if error_at.is_some() {
             if let Some(g) = gap {

@@ -82,6 +82,11 @@ pub struct StreamStep {
     /// chunk): an interrupted stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cut_after_events: Option<usize>,
+    /// After this many pieces, shut the connection down gracefully and go on with the stream:
+    /// on HTTP/2 a `GOAWAY` mid-stream (a provider's server restarting), on HTTP/1.1 the
+    /// connection closes once the response is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goaway_after_events: Option<usize>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -241,6 +246,14 @@ impl StreamStep {
     #[must_use]
     pub fn cut_after(mut self, events: usize) -> StreamStep {
         self.cut_after_events = Some(events);
+        self
+    }
+
+    /// Sends `events` pieces, then a graceful shutdown of the connection (HTTP/2 `GOAWAY`), then
+    /// the rest.
+    #[must_use]
+    pub fn goaway_after(mut self, events: usize) -> StreamStep {
+        self.goaway_after_events = Some(events);
         self
     }
 }
