@@ -120,6 +120,48 @@ impl fmt::Display for AttemptOutcome {
 }
 
 impl AttemptOutcome {
+    /// The outcome as the bindings show an attempt (Python's `Attempt`, the JS driver's): its
+    /// name, the status when there is one, and what more it says. One spelling for every
+    /// binding; the detail is not yet scrubbed (a binding scrubs it with its config's secrets).
+    pub fn parts(&self) -> (&'static str, Option<u16>, Option<String>) {
+        match self {
+            AttemptOutcome::Success { status } => ("success", Some(*status), None),
+            AttemptOutcome::SoftStatus { status } => ("soft_status", Some(*status), None),
+            AttemptOutcome::HardStatus { status } => ("hard_status", Some(*status), None),
+            AttemptOutcome::Transport(kind) => ("transport_error", None, Some(kind.to_string())),
+            AttemptOutcome::TimedOut => ("timed_out", None, None),
+            AttemptOutcome::InvalidBody { status, reason } => {
+                ("invalid_body", Some(*status), Some(reason.clone()))
+            }
+            AttemptOutcome::BodyTooLarge { limit } => (
+                "body_too_large",
+                None,
+                Some(format!("body over {limit} bytes")),
+            ),
+            AttemptOutcome::StreamFailedBeforeCommit { reason } => {
+                ("stream_failed_before_commit", None, Some(reason.clone()))
+            }
+            AttemptOutcome::StreamInterrupted { reason } => {
+                ("stream_interrupted", None, Some(reason.clone()))
+            }
+            AttemptOutcome::Unsupported { field } => (
+                "unsupported",
+                None,
+                Some(format!("cannot express `{field}`")),
+            ),
+            AttemptOutcome::InvalidOutput {
+                status,
+                path,
+                message,
+            } => (
+                "invalid_output",
+                Some(*status),
+                Some(format!("at {path}: {message}")),
+            ),
+            AttemptOutcome::Cancelled => ("cancelled", None, None),
+        }
+    }
+
     /// Whether this outcome lets the machine try another provider.
     pub fn is_soft_failure(&self) -> bool {
         !matches!(

@@ -3,7 +3,7 @@
 //! `attempts` are built here from core's `Routed` / `AttemptRecord`.
 
 use crate::errors::Secrets;
-use f3dx_router_core::{AttemptOutcome, AttemptRecord, Routed};
+use f3dx_router_core::{AttemptRecord, Routed};
 use pyo3::prelude::*;
 
 /// One attempt: a provider, how it ended, and how long it took.
@@ -27,43 +27,7 @@ pub(crate) struct Attempt {
 
 impl Attempt {
     pub(crate) fn from_record(record: &AttemptRecord, secrets: &Secrets) -> Attempt {
-        let (outcome, status, detail): (&str, Option<u16>, Option<String>) = match &record.outcome {
-            AttemptOutcome::Success { status } => ("success", Some(*status), None),
-            AttemptOutcome::SoftStatus { status } => ("soft_status", Some(*status), None),
-            AttemptOutcome::HardStatus { status } => ("hard_status", Some(*status), None),
-            AttemptOutcome::Transport(kind) => ("transport_error", None, Some(kind.to_string())),
-            AttemptOutcome::TimedOut => ("timed_out", None, None),
-            AttemptOutcome::InvalidBody { status, reason } => {
-                ("invalid_body", Some(*status), Some(reason.clone()))
-            }
-            AttemptOutcome::BodyTooLarge { limit } => (
-                "body_too_large",
-                None,
-                Some(format!("body over {limit} bytes")),
-            ),
-            AttemptOutcome::StreamFailedBeforeCommit { reason } => {
-                ("stream_failed_before_commit", None, Some(reason.clone()))
-            }
-            AttemptOutcome::StreamInterrupted { reason } => {
-                ("stream_interrupted", None, Some(reason.clone()))
-            }
-            AttemptOutcome::Unsupported { field } => (
-                "unsupported",
-                None,
-                Some(format!("cannot express `{field}`")),
-            ),
-            AttemptOutcome::Cancelled => ("cancelled", None, None),
-            AttemptOutcome::InvalidOutput {
-                status,
-                path,
-                message,
-            } => (
-                "invalid_output",
-                Some(*status),
-                Some(format!("at {path}: {message}")),
-            ),
-            other => ("other", None, Some(format!("{other:?}"))),
-        };
+        let (outcome, status, detail) = record.outcome.parts();
         Attempt {
             provider: record.provider_name.to_string(),
             outcome: outcome.to_owned(),

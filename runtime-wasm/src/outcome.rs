@@ -5,7 +5,7 @@
 //! The names are the Python package's exception names; every message and text field passes
 //! through [`Secrets::scrub`] (a provider may echo a key in its error body).
 
-use f3dx_router_core::{AttemptOutcome, AttemptRecord, RouteError, Routed, RouterConfig};
+use f3dx_router_core::{AttemptRecord, RouteError, Routed, RouterConfig};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -41,34 +41,7 @@ impl Secrets {
 
 /// One attempt as JS sees it (the Python package's `Attempt`, in camelCase).
 fn attempt(record: &AttemptRecord, secrets: &Secrets) -> Value {
-    let (outcome, status, detail): (&str, Option<u16>, Option<String>) = match &record.outcome {
-        AttemptOutcome::Success { status } => ("success", Some(*status), None),
-        AttemptOutcome::SoftStatus { status } => ("soft_status", Some(*status), None),
-        AttemptOutcome::HardStatus { status } => ("hard_status", Some(*status), None),
-        AttemptOutcome::Transport(kind) => ("transport_error", None, Some(kind.to_string())),
-        AttemptOutcome::TimedOut => ("timed_out", None, None),
-        AttemptOutcome::InvalidBody { status, reason } => {
-            ("invalid_body", Some(*status), Some(reason.clone()))
-        }
-        AttemptOutcome::BodyTooLarge { limit } => (
-            "body_too_large",
-            None,
-            Some(format!("body over {limit} bytes")),
-        ),
-        AttemptOutcome::StreamFailedBeforeCommit { reason } => {
-            ("stream_failed_before_commit", None, Some(reason.clone()))
-        }
-        AttemptOutcome::StreamInterrupted { reason } => {
-            ("stream_interrupted", None, Some(reason.clone()))
-        }
-        AttemptOutcome::Unsupported { field } => (
-            "unsupported",
-            None,
-            Some(format!("cannot express `{field}`")),
-        ),
-        AttemptOutcome::Cancelled => ("cancelled", None, None),
-        other => ("other", None, Some(other.to_string())),
-    };
+    let (outcome, status, detail) = record.outcome.parts();
     json!({
         "provider": &*record.provider_name,
         "outcome": outcome,

@@ -33,7 +33,8 @@ struct Watch {
     hard_failed: bool,
     /// The `id` of the first delivered chunk: every later chunk must come from the same attempt.
     delivered_from: Option<String>,
-    /// Its token estimate (prompt characters / 4 plus `max_tokens`), what a budget is charged.
+    /// Its token estimate (prompt characters / 4 plus `max_tokens`), what a budget is charged;
+    /// for a stream, what its usage chunks have corrected it to so far.
     tokens: u64,
     /// Providers it was sent to.
     tried: Vec<usize>,
@@ -293,6 +294,7 @@ impl RuleChecker {
                 {
                     return Err(format!("chunk breaks the OpenAI spec: {errors:?}\n{chunk}"));
                 }
+                self.stream_corrected(*id, &chunk);
             }
             Action::Complete { id, outcome } => {
                 self.live_watch(*id, "Complete")?;
@@ -349,14 +351,34 @@ impl RuleChecker {
         };
         let used = serde_json::from_slice::<serde_json::Value>(&routed.body)
             .ok()
-            .and_then(|body| {
-                let usage = body.get("usage")?;
-                let count = |k: &str| usage.get(k).and_then(serde_json::Value::as_u64);
-                count("total_tokens")
-                    .or_else(|| Some(count("prompt_tokens")? + count("completion_tokens")?))
-            });
+            .and_then(|body| usage_tokens(&body));
         if let Some(used) = used {
             budget.corrected(w.tokens, used);
+        }
+    }
+
+    /// A delivered stream chunk with `usage` corrects its provider's token budget as the
+    /// machine does (by the difference from the last correction). Usage chunks are content, so
+    /// they are delivered from the committed attempt, by then the request's only open one.
+    fn stream_corrected(&mut self, id: RequestId, chunk: &serde_json::Value) {
+        let Some(used) = usage_tokens(chunk) else {
+            return;
+        };
+        let Some(w) = self.watches.get_mut(&id) else {
+            return;
+        };
+        let Some(provider) = w
+            .open
+            .iter()
+            .next()
+            .filter(|_| w.open.len() == 1)
+            .and_then(|a| self.provider_of.get(a))
+        else {
+            return;
+        };
+        if let Some(budget) = self.budgets.get_mut(*provider) {
+            budget.corrected(w.tokens, used);
+            w.tokens = used;
         }
     }
 
@@ -389,4 +411,14 @@ impl RuleChecker {
         }
         self.after_drain(machine)
     }
+}
+
+/// `usage` in tokens of an OpenAI-shape answer or chunk: `total_tokens`, else prompt plus
+/// completion (as the machine reads it).
+fn usage_tokens(json: &serde_json::Value) -> Option<u64> {
+    let usage = json.get("usage")?;
+    let count = |k: &str| usage.get(k).and_then(serde_json::Value::as_u64);
+    count("total_tokens").or_else(|| {
+        Some(count("prompt_tokens")?.saturating_add(count("completion_tokens").unwrap_or(0)))
+    })
 }
