@@ -36,7 +36,6 @@ pub enum Input {
 }
 
 /// Something the driver must do, from [`RouterMachine::poll_action`].
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum Action {
     /// Send `request` to `provider` and report back under `attempt`.
@@ -55,6 +54,47 @@ pub enum Action {
         id: RequestId,
         outcome: Result<Routed, RouteError>,
     },
+}
+
+/// A `Send` prints its request's method, URL (query values and credentials cut: a key may sit
+/// in `base_url`'s query), header names and body length; header values never (a configured
+/// credential is marked sensitive, others may be secrets too), nor the body (the caller's).
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Send {
+                id,
+                attempt,
+                provider,
+                request,
+            } => f
+                .debug_struct("Send")
+                .field("id", id)
+                .field("attempt", attempt)
+                .field("provider", provider)
+                .field("method", request.method())
+                .field(
+                    "uri",
+                    &crate::secret::redact_url(&request.uri().to_string()),
+                )
+                .field("headers", &request.headers().keys().collect::<Vec<_>>())
+                .field("body_bytes", &request.body().len())
+                .finish(),
+            Action::Cancel { attempt } => {
+                f.debug_struct("Cancel").field("attempt", attempt).finish()
+            }
+            Action::Deliver { id, chunk } => f
+                .debug_struct("Deliver")
+                .field("id", id)
+                .field("chunk", chunk)
+                .finish(),
+            Action::Complete { id, outcome } => f
+                .debug_struct("Complete")
+                .field("id", id)
+                .field("outcome", outcome)
+                .finish(),
+        }
+    }
 }
 
 /// Misuse of the machine by its driver (never a provider's fault).

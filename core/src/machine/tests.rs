@@ -696,6 +696,21 @@ fn max_attempts_counts_attempts_sent_not_providers_the_codec_refused() {
     assert_eq!(sends(&out).iter().map(|s| s.1).collect::<Vec<_>>(), [1]);
 }
 
+#[test]
+fn a_send_prints_no_key_from_the_base_url_query() {
+    let json = r#"{"providers":[{"name":"g","kind":"openai","base_url":"https://g.test/v1?key=sk-query-secret","api_key":"sk-header-secret"}]}"#;
+    let mut h = Harness {
+        m: RouterMachine::new(RouterConfig::from_json(json.as_bytes()).unwrap(), 1).unwrap(),
+        now: Time::ZERO,
+    };
+    let actions = h.start(1);
+    let printed = format!("{actions:?}");
+    assert!(printed.contains("Send"), "{printed}");
+    assert!(printed.contains("g.test"), "the host is shown: {printed}");
+    assert!(!printed.contains("sk-query-secret"), "{printed}");
+    assert!(!printed.contains("sk-header-secret"), "{printed}");
+}
+
 mod idle;
 mod learning;
 mod reasoning;
