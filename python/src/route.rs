@@ -100,9 +100,9 @@ impl Route {
             None => "None",
         };
         format!(
-            "Route(id={}, valid={valid}, provider='{}', attempts=[{}])",
-            self.id,
+            "Route(provider='{}', id={}, valid={valid}, attempts=[{}])",
             self.provider,
+            self.id,
             attempts.join(", ")
         )
     }
