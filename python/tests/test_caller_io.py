@@ -52,6 +52,8 @@ def test_hedged_losers_leave_no_socket_and_no_watched_fd(mock: MockServer) -> No
     # Every hedged call cancels its loser: that socket must be closed, and unwatched by the loop.
     mock.script("b", *({"delay_ms": 50} for _ in range(40)))
     r = Router(providers=[mock.provider("a"), mock.provider("b")], policy="hedged", hedge_k=2)
+    # Connections still open from earlier tests (closing as their routers go) are not this one's.
+    before = mock.open_connections()
 
     async def main() -> tuple[int, int, int, int]:
         selector_map = asyncio.get_running_loop()._selector.get_map()  # type: ignore[attr-defined]
@@ -67,7 +69,7 @@ def test_hedged_losers_leave_no_socket_and_no_watched_fd(mock: MockServer) -> No
     watched_before, watched_after, fds_before, fds_after = asyncio.run(main())
     assert watched_after == watched_before
     assert fds_after == fds_before
-    assert mock.wait_for(lambda: mock.open_connections() <= 2)
+    assert mock.wait_for(lambda: mock.open_connections() <= before + 2)
     assert r._in_flight() == (0, 0, 0)
 
 
@@ -174,7 +176,9 @@ def test_a_closed_loop_closes_its_pooled_connections(mock: MockServer, tls: bool
     asyncio.run(main())
     # asyncio.run closed the loop; its IO went with it once the collector ran.
     gc.collect()
-    assert mock.wait_for(lambda: mock.open_connections() == before)
+    # At most as many as before: connections of an earlier test still closing when `before`
+    # was read may close meanwhile; this loop's 8 must all be gone.
+    assert mock.wait_for(lambda: mock.open_connections() <= before)
     assert open_fds() == fds
 
 
