@@ -75,6 +75,8 @@ export class Workerd {
         if (found.router && found.passthrough) resolve(found);
       });
       child.once("exit", (code) => reject(new Error(`workerd exited with ${code}`)));
+      // No binary (npm ci not run: scripts/install-wasm-tools.sh does it) fails, never hangs.
+      child.once("error", (e) => reject(new Error(`workerd did not start (${e.code}): run scripts/install-wasm-tools.sh`)));
     });
     return new Workerd(child, dir, ports);
   }
