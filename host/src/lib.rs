@@ -94,12 +94,14 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod call;
+mod call_error;
 mod host;
 mod sink;
 mod slot;
 mod transport;
 
 pub use call::Call;
+pub use call_error::RouterCallError;
 pub use host::Host;
 pub use sink::AttemptSink;
 pub use slot::{Event, STREAM_BUFFER};

@@ -1,8 +1,9 @@
-//! The driver's own errors. Routing outcomes are core's [`RouteError`]; these only say why a
-//! [`crate::Router`] could not be built, or why a call never reached the machine. None carries a
+//! The driver's own errors. Routing outcomes are core's `RouteError`; these only say why a
+//! [`crate::Router`] could not be built (why a JSON call failed is the host's
+//! [`RouterCallError`](f3dx_router_host::RouterCallError), shared by every driver). None carries a
 //! key: config errors come from core (which redacts), TLS and proxy errors name no URL.
 
-use f3dx_router_core::{ConfigError, RequestError, RouteError};
+use f3dx_router_core::ConfigError;
 
 /// Why [`crate::Router::new`] or [`crate::RouterBuilder::build`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -18,16 +19,4 @@ pub enum RouterBuildError {
     /// it may hold credentials).
     #[error("`proxy` is not a usable proxy URL")]
     Proxy,
-}
-
-/// Why a call with a JSON body failed: the body is not a chat request, or routing failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RouterCallError {
-    /// The body is not an OpenAI chat request; nothing was sent.
-    #[error(transparent)]
-    Request(#[from] RequestError),
-    /// The request was routed and failed.
-    #[error(transparent)]
-    Route(#[from] RouteError),
 }

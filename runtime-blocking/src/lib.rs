@@ -44,8 +44,9 @@ mod error;
 mod stream;
 mod workers;
 
-pub use error::{RouterBuildError, RouterCallError};
+pub use error::RouterBuildError;
 pub use f3dx_router_core::{ChatRequest, ProviderStats, RouteError, Routed, RouterConfig};
+pub use f3dx_router_host::RouterCallError;
 pub use stream::ChunkIter;
 
 use clock::Clock;

@@ -55,11 +55,12 @@ mod transport;
 pub use client::{
     HTTP2_KEEPALIVE_INTERVAL, HTTP2_KEEPALIVE_TIMEOUT, TCP_KEEPALIVE, TCP_USER_TIMEOUT,
 };
-pub use error::{RouterBuildError, RouterCallError};
+pub use error::RouterBuildError;
 pub use eyeballs::{ATTEMPT_DELAY, connect_first};
 pub use f3dx_router_core::{
     BreakerStats, ChatRequest, ProviderStats, RouteError, Routed, RouterConfig,
 };
+pub use f3dx_router_host::RouterCallError;
 /// The host's transport seam under the names this crate's API has always used:
 /// [`Router::with_spawner`] takes an [`AttemptSpawner`].
 pub use f3dx_router_host::{
